@@ -163,3 +163,6 @@ pub enum RecordsError {
     #[error("record section malformed: {0}")]
     Malformed(&'static str),
 }
+
+#[cfg(test)]
+mod tests;
