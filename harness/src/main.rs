@@ -1,1 +1,137 @@
-fn main() {}
+//! `harness` command line: the local broker and the smoke run.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use harness::broker::state::{self, BrokerState};
+use harness::broker::{install_broker, Broker, BrokerOptions, Storage};
+
+#[derive(Parser)]
+#[command(name = "harness", about = "Prove Kafka delivery guarantees against a real broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The local broker (nisshi 0.7.0).
+    Broker {
+        #[command(subcommand)]
+        action: BrokerAction,
+    },
+    /// Start a broker (unless --bootstrap), produce one batch per codec, fetch it back.
+    Smoke {
+        /// Use this broker instead of starting one.
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Records per codec.
+        #[arg(long, default_value_t = 1000)]
+        records: usize,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BrokerAction {
+    /// Build and cache nisshi if it is not there yet.
+    Install,
+    /// Start a broker that outlives this command; prints its bootstrap address.
+    Start {
+        /// Keep data in sqlite (survives restarts) instead of memory.
+        #[arg(long)]
+        sqlite: bool,
+        /// Port (a free one by default).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Stop the broker `start` left running.
+    Stop,
+    /// Print the running broker's address, or fail.
+    Status,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match Cli::parse().command {
+        Command::Broker { action } => broker(action).await,
+        Command::Smoke { bootstrap, records, json } => smoke(bootstrap, records, json).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+async fn broker(action: BrokerAction) -> Result<()> {
+    match action {
+        BrokerAction::Install => {
+            println!("{}", install_broker()?.display());
+        }
+        BrokerAction::Start { sqlite, port } => {
+            if let Some(running) = state::load().filter(BrokerState::is_alive) {
+                println!("{}", running.bootstrap());
+                return Ok(());
+            }
+            let storage = if sqlite { Storage::Sqlite } else { Storage::Memory };
+            let work_dir = std::env::current_dir()?.join(state::state_dir()).join("broker-data");
+            let options = BrokerOptions { storage, port, work_dir: Some(work_dir.clone()), detach: true, ..Default::default() };
+            let broker = Broker::start(options).await?;
+            let bootstrap = broker.bootstrap();
+            let port = broker.port();
+            let pid = broker.detach();
+            state::save(&BrokerState { pid, port, work_dir, storage })?;
+            println!("{bootstrap}");
+        }
+        BrokerAction::Stop => match state::load() {
+            Some(running) if running.is_alive() => {
+                harness::broker::process::signal(running.pid, libc::SIGTERM);
+                state::clear();
+                println!("stopped broker pid {}", running.pid);
+            }
+            _ => {
+                state::clear();
+                println!("no broker running");
+            }
+        },
+        BrokerAction::Status => match state::load().filter(BrokerState::is_alive) {
+            Some(running) => println!("{}", running.bootstrap()),
+            None => return Err("no broker running (start one with `harness broker start`)".into()),
+        },
+    }
+    Ok(())
+}
+
+async fn smoke(bootstrap: Option<String>, records: usize, json: bool) -> Result<()> {
+    let (address, _broker) = match bootstrap {
+        Some(address) => (address, None),
+        None => {
+            install_broker()?;
+            let broker = Broker::start(BrokerOptions::default()).await?;
+            (broker.bootstrap(), Some(broker))
+        }
+    };
+    let report = harness::smoke::run(&address, records).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("smoke run against {} (topic {})", report.bootstrap, report.topic);
+        println!("{:<8} {:>9} {:>9} {:>12}", "codec", "produced", "verified", "base offset");
+        for codec in &report.codecs {
+            println!("{:<8} {:>9} {:>9} {:>12}", codec.codec, codec.produced, codec.verified, codec.base_offset);
+        }
+        println!("all codecs verified in {} ms", report.elapsed_ms);
+    }
+    Ok(())
+}

@@ -101,6 +101,30 @@ mod tests {
         assert!(buf.capacity() <= READ_CHUNK + 64);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn frames_survive_any_chunking(
+            bodies in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 0..8),
+            chunk in 1usize..64,
+        ) {
+            let mut stream = Vec::new();
+            for body in &bodies {
+                stream.extend_from_slice(&(body.len() as i32).to_be_bytes());
+                stream.extend_from_slice(body);
+            }
+            let mut decoder = FrameDecoder::new(1024);
+            let mut buf = BytesMut::new();
+            let mut decoded = Vec::new();
+            for piece in stream.chunks(chunk) {
+                buf.extend_from_slice(piece);
+                while let Some(frame) = decoder.decode(&mut buf).unwrap() {
+                    decoded.push(frame.to_vec());
+                }
+            }
+            proptest::prop_assert_eq!(decoded, bodies);
+        }
+    }
+
     #[test]
     fn negative_prefix_is_rejected() {
         let mut decoder = FrameDecoder::default();

@@ -169,6 +169,27 @@ mod tests {
         assert_eq!(RequestHeader::decode(&mut buf.freeze(), 2).unwrap(), header);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn request_headers_round_trip_in_both_versions(
+            api_key: i16, api_version: i16, correlation_id: i32,
+            client_id in proptest::option::of("[a-z0-9._-]{0,40}"),
+            header_version in 1i16..=2,
+        ) {
+            let header = RequestHeader { api_key, api_version, correlation_id, client_id };
+            let mut buf = bytes::BytesMut::new();
+            header.encode(&mut buf, header_version);
+            let mut frame = buf.freeze();
+            proptest::prop_assert_eq!(RequestHeader::decode(&mut frame, header_version).unwrap(), header);
+            proptest::prop_assert!(frame.is_empty());
+        }
+
+        #[test]
+        fn response_header_decode_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), version in 0i16..=1) {
+            let _ = ResponseHeader::decode(&mut Bytes::from(bytes), version);
+        }
+    }
+
     #[test]
     fn response_header_v1_skips_unknown_tagged_fields() {
         // correlation id 9, two tagged fields (tag 0 with 2 bytes, tag 5 with 0 bytes), body "B".

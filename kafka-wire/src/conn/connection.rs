@@ -203,8 +203,9 @@ impl Connection {
         self.decode::<R>(frame, version)
     }
 
-    /// Sends `request` and returns the undecoded response frame.
-    async fn send_raw<R: Request>(&self, request: &R, version: i16) -> Result<Bytes, ConnError> {
+    /// Sends `request` and returns the undecoded response frame (header and
+    /// body, without the size prefix) — for capturing fixtures and for proxies.
+    pub async fn send_raw<R: Request>(&self, request: &R, version: i16) -> Result<Bytes, ConnError> {
         let (correlation_id, reply) = self.submit(request, version, true)?;
         let reply = reply.expect("a reply channel was requested");
         self.await_reply(R::KEY, correlation_id, reply).await

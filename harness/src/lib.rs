@@ -1,0 +1,12 @@
+//! `harness`: proof that the delivery guarantees hold against a real broker.
+//!
+//! - [`broker`]: the local nisshi broker — install, start, stop, kill, restart.
+//! - [`wire_ops`]: single wire-level operations (create topic, produce, fetch).
+//! - [`smoke`]: the smoke run: start the broker, produce and fetch a batch.
+//!
+//! The fault proxy, the checker, the scenario matrix and the benchmarks grow
+//! here with the producer, consumer and transactions.
+
+pub mod broker;
+pub mod smoke;
+pub mod wire_ops;

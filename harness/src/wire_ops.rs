@@ -1,0 +1,137 @@
+//! Single wire-level operations on one connection — create a topic, produce a
+//! batch, fetch a partition — with no retries and no policy. The smoke run and
+//! the wire-layer integration tests use them; the real producer and consumer
+//! live in `semantics`.
+
+use bytes::Bytes;
+use kafka_wire::protocol::messages::create_topics_request::CreatableTopic;
+use kafka_wire::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_wire::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_wire::protocol::messages::{CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName};
+use kafka_wire::protocol::protocol::StrBytes;
+use kafka_wire::{ConnError, Connection, KafkaCode};
+
+/// A wire operation failed: on the connection, or with a Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    /// The connection failed.
+    #[error(transparent)]
+    Conn(#[from] ConnError),
+    /// The broker answered with an error code.
+    #[error("{operation} failed: {code}")]
+    Kafka {
+        /// What was attempted.
+        operation: &'static str,
+        /// The broker's code.
+        code: KafkaCode,
+    },
+    /// The broker's answer lacks the expected topic or partition.
+    #[error("{0}: the response does not mention the requested partition")]
+    Missing(&'static str),
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+/// Creates `topic`; an existing topic is fine.
+pub async fn create_topic(connection: &Connection, topic: &str, partitions: i32) -> Result<(), OpError> {
+    let request = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![CreatableTopic::default()
+        .with_name(topic_name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)]);
+    let response = connection.send(&request).await?;
+    let result = response.topics.first().ok_or(OpError::Missing("CreateTopics"))?;
+    match KafkaCode(result.error_code) {
+        KafkaCode::NONE | KafkaCode(36) => Ok(()), // 36: TOPIC_ALREADY_EXISTS
+        code => Err(OpError::Kafka { operation: "CreateTopics", code }),
+    }
+}
+
+/// Produces one sealed batch to `topic`/`partition`; returns the base offset
+/// (`None` for `acks=0`, which has no response).
+pub async fn produce(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+    batch: Bytes,
+    acks: i16,
+    transactional_id: Option<&str>,
+) -> Result<Option<i64>, OpError> {
+    let request = ProduceRequest::default()
+        .with_acks(acks)
+        .with_timeout_ms(30_000)
+        .with_transactional_id(transactional_id.map(|id| StrBytes::from_string(id.to_owned()).into()))
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch))])]);
+    if acks == 0 {
+        let version = connection.versions().version_for::<ProduceRequest>().map_err(ConnError::from)?;
+        connection.send_without_response(&request, version)?;
+        return Ok(None);
+    }
+    let response = connection.send(&request).await?;
+    let answer = response
+        .responses
+        .first()
+        .and_then(|t| t.partition_responses.first())
+        .ok_or(OpError::Missing("Produce"))?;
+    KafkaCode(answer.error_code)
+        .into_result()
+        .map_err(|code| OpError::Kafka { operation: "Produce", code })?;
+    Ok(Some(answer.base_offset))
+}
+
+/// What one partition's fetch returned.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The raw `records` field (batches, possibly a truncated last one).
+    pub records: Bytes,
+    /// High watermark.
+    pub high_watermark: i64,
+    /// Last stable offset.
+    pub last_stable_offset: i64,
+}
+
+/// Fetches `topic`/`partition` from `offset`.
+pub async fn fetch(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    read_committed: bool,
+) -> Result<Fetched, OpError> {
+    let response = connection.send(&fetch_request(topic, partition, offset, read_committed)).await?;
+    let data = response
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or(OpError::Missing("Fetch"))?;
+    KafkaCode(data.error_code)
+        .into_result()
+        .map_err(|code| OpError::Kafka { operation: "Fetch", code })?;
+    Ok(Fetched {
+        records: data.records.clone().unwrap_or_default(),
+        high_watermark: data.high_watermark,
+        last_stable_offset: data.last_stable_offset,
+    })
+}
+
+/// The Fetch request [`fetch`] sends (also used to capture fixtures).
+pub fn fetch_request(topic: &str, partition: i32, offset: i64, read_committed: bool) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id((-1).into())
+        .with_max_wait_ms(100)
+        .with_min_bytes(1)
+        .with_max_bytes(50 * 1024 * 1024)
+        .with_isolation_level(i8::from(read_committed))
+        .with_session_epoch(-1)
+        .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
+            FetchPartition::default()
+                .with_partition(partition)
+                .with_current_leader_epoch(-1)
+                .with_fetch_offset(offset)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(10 * 1024 * 1024),
+        ])])
+}
