@@ -156,7 +156,7 @@ impl Broker {
             .arg("broker")
             .args(["--listener-url", &listener, "--advertised-listener-url", &listener])
             .args(["--storage-engine", &storage])
-            .args(["--group-initial-rebalance-delay", "0"])
+            .args(["--group-initial-rebalance-delay", "0s"])
             .current_dir(&self.work_dir)
             // nisshi reads its settings from the environment and ./.env: start clean.
             .env_clear()

@@ -198,13 +198,15 @@ fn decode_record(header: &BatchHeader, data: &Bytes, pos: &mut usize) -> Result<
     let end = pos.checked_add(body_len).filter(|&end| end <= data.len()).ok_or(
         RecordsError::Truncated { needed: *pos + body_len, available: data.len() },
     )?;
-    let body = data.slice(..end);
+    // Parse within this record's bounds; only key, value and headers become
+    // `Bytes` handles into `data`.
+    let body = Body { data, end };
     *pos += 1; // record attributes: unused, always 0
-    let timestamp_delta = get_varlong(&body, pos)?;
-    let offset_delta = get_varint(&body, pos)?;
-    let key = get_nullable_bytes(&body, pos, "keyLength")?;
-    let value = get_nullable_bytes(&body, pos, "valueLength")?;
-    let headers = get_headers(&body, pos)?;
+    let timestamp_delta = get_varlong(body.bytes(), pos)?;
+    let offset_delta = get_varint(body.bytes(), pos)?;
+    let key = body.nullable_bytes(pos, "keyLength")?;
+    let value = body.nullable_bytes(pos, "valueLength")?;
+    let headers = body.headers(pos)?;
     if *pos != end {
         return Err(RecordsError::Malformed("record body length does not match its fields"));
     }
@@ -221,39 +223,50 @@ fn decode_record(header: &BatchHeader, data: &Bytes, pos: &mut usize) -> Result<
     })
 }
 
-fn get_headers(body: &Bytes, pos: &mut usize) -> Result<Vec<Header>, RecordsError> {
-    let count = get_varint(body, pos)?;
-    let count = usize::try_from(count)
-        .map_err(|_| RecordsError::InvalidLength { field: "headers count", value: count.into() })?;
-    // Each header takes at least two bytes (key length, value length).
-    let mut headers = Vec::with_capacity(count.min(body.len().saturating_sub(*pos) / 2));
-    for _ in 0..count {
-        let key = get_nullable_bytes(body, pos, "headerKeyLength")?
-            .ok_or(RecordsError::InvalidLength { field: "headerKeyLength", value: -1 })?;
-        let value = get_nullable_bytes(body, pos, "headerValueLength")?;
-        headers.push(Header { key, value });
-    }
-    Ok(headers)
+/// One record's bytes: `data[..end]`, positions absolute in `data`.
+struct Body<'a> {
+    data: &'a Bytes,
+    end: usize,
 }
 
-fn get_nullable_bytes(
-    body: &Bytes,
-    pos: &mut usize,
-    field: &'static str,
-) -> Result<Option<Bytes>, RecordsError> {
-    let length = get_varint(body, pos)?;
-    if length == -1 {
-        return Ok(None);
+impl Body<'_> {
+    fn bytes(&self) -> &[u8] {
+        &self.data[..self.end]
     }
-    let len = usize::try_from(length)
-        .map_err(|_| RecordsError::InvalidLength { field, value: length.into() })?;
-    let end = pos
-        .checked_add(len)
-        .filter(|&end| end <= body.len())
-        .ok_or(RecordsError::Truncated { needed: *pos + len, available: body.len() })?;
-    let bytes = body.slice(*pos..end);
-    *pos = end;
-    Ok(Some(bytes))
+
+    fn headers(&self, pos: &mut usize) -> Result<Vec<Header>, RecordsError> {
+        let count = get_varint(self.bytes(), pos)?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let count = usize::try_from(count)
+            .map_err(|_| RecordsError::InvalidLength { field: "headers count", value: count.into() })?;
+        // Each header takes at least two bytes (key length, value length).
+        let mut headers = Vec::with_capacity(count.min(self.end.saturating_sub(*pos) / 2));
+        for _ in 0..count {
+            let key = self
+                .nullable_bytes(pos, "headerKeyLength")?
+                .ok_or(RecordsError::InvalidLength { field: "headerKeyLength", value: -1 })?;
+            let value = self.nullable_bytes(pos, "headerValueLength")?;
+            headers.push(Header { key, value });
+        }
+        Ok(headers)
+    }
+
+    fn nullable_bytes(&self, pos: &mut usize, field: &'static str) -> Result<Option<Bytes>, RecordsError> {
+        let length = get_varint(self.bytes(), pos)?;
+        if length == -1 {
+            return Ok(None);
+        }
+        let len = usize::try_from(length).map_err(|_| RecordsError::InvalidLength { field, value: length.into() })?;
+        let end = pos
+            .checked_add(len)
+            .filter(|&end| end <= self.end)
+            .ok_or(RecordsError::Truncated { needed: *pos + len, available: self.end })?;
+        let bytes = self.data.slice(*pos..end);
+        *pos = end;
+        Ok(Some(bytes))
+    }
 }
 
 /// Iterates over the batches of a fetch response's `records` field.

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::attributes::{BatchAttributes, Compression, TimestampType};
 use super::compression;
-use super::varint::{put_varint, put_varlong, varint_len, varlong_len};
+use super::varint::{put_varint, varint_len, varlong_len, write_unsigned, zigzag64, MAX_VARINT_LEN, MAX_VARLONG_LEN};
 use super::{
     Header, RecordsError, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, CRC_OFFSET,
     LOG_OVERHEAD, MAGIC_V2, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, PRODUCER_ID_OFFSET,
@@ -137,10 +137,16 @@ impl BatchBuilder {
         let body = self.body_len(timestamp, key, value, headers);
         let buf = &mut self.buf;
         buf.reserve(varint_len(body as i32) + body);
-        put_varint(buf, body as i32);
-        buf.put_i8(0); // record attributes: unused
-        put_varlong(buf, timestamp.wrapping_sub(base_timestamp));
-        put_varint(buf, offset_delta);
+        // Fixed fields go through a stack buffer: one copy instead of a
+        // capacity check per varint byte.
+        let mut prefix = [0u8; 2 * MAX_VARINT_LEN + MAX_VARLONG_LEN + 1];
+        let mut len = 0;
+        write_unsigned(&mut prefix, &mut len, zigzag64(body as i64));
+        prefix[len] = 0; // record attributes: unused
+        len += 1;
+        write_unsigned(&mut prefix, &mut len, zigzag64(timestamp.wrapping_sub(base_timestamp)));
+        write_unsigned(&mut prefix, &mut len, zigzag64(i64::from(offset_delta)));
+        buf.extend_from_slice(&prefix[..len]);
         put_nullable(buf, key);
         put_nullable(buf, value);
         put_varint(buf, headers.len() as i32);
@@ -233,10 +239,13 @@ fn nullable_len(bytes: Option<&[u8]>) -> usize {
 
 fn put_nullable(buf: &mut BytesMut, bytes: Option<&[u8]>) {
     match bytes {
-        None => put_varint(buf, -1),
+        None => buf.extend_from_slice(&[1]), // zigzag(-1)
         Some(b) => {
-            put_varint(buf, b.len() as i32);
-            buf.put_slice(b);
+            let mut prefix = [0u8; MAX_VARINT_LEN];
+            let mut len = 0;
+            write_unsigned(&mut prefix, &mut len, zigzag64(b.len() as i64));
+            buf.extend_from_slice(&prefix[..len]);
+            buf.extend_from_slice(b);
         }
     }
 }

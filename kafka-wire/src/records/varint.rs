@@ -68,6 +68,19 @@ pub fn put_unsigned(buf: &mut impl BufMut, mut value: u64) {
     buf.put_u8(value as u8);
 }
 
+/// Writes an unsigned LEB128 value into `out` at `*len` (no capacity checks
+/// per byte: the caller sized `out`).
+#[inline]
+pub fn write_unsigned(out: &mut [u8], len: &mut usize, mut value: u64) {
+    while value >= 0x80 {
+        out[*len] = (value as u8) | 0x80;
+        *len += 1;
+        value >>= 7;
+    }
+    out[*len] = value as u8;
+    *len += 1;
+}
+
 /// Reads a zigzag varint from `input` at `*pos`, advancing `*pos`.
 #[inline]
 pub fn get_varint(input: &[u8], pos: &mut usize) -> Result<i32, RecordsError> {
@@ -84,6 +97,13 @@ pub fn get_varlong(input: &[u8], pos: &mut usize) -> Result<i64, RecordsError> {
 
 #[inline]
 fn get_unsigned(input: &[u8], pos: &mut usize, max_len: usize) -> Result<u64, RecordsError> {
+    // Fast path: most lengths and deltas fit one byte.
+    if let Some(&byte) = input.get(*pos) {
+        if byte < 0x80 {
+            *pos += 1;
+            return Ok(u64::from(byte));
+        }
+    }
     let mut value: u64 = 0;
     for index in 0..max_len {
         let Some(&byte) = input.get(*pos + index) else {
