@@ -13,7 +13,7 @@ pub mod state;
 pub mod test_broker;
 
 pub use install::{broker_binary, install_broker, BROKER_VERSION};
-pub use process::{Broker, BrokerOptions, Storage};
+pub use process::{Broker, BrokerOptions, Storage, TlsFiles};
 
 /// Launcher failures, each saying what to do next.
 #[derive(Debug, thiserror::Error)]

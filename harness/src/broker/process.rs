@@ -36,6 +36,19 @@ pub struct BrokerOptions {
     pub detach: bool,
     /// How long to wait for ApiVersions to answer.
     pub ready_timeout: Duration,
+    /// Serve TLS only, with this certificate chain and key (PEM files).
+    pub tls: Option<TlsFiles>,
+    /// Require SASL (SCRAM) authentication; users live in the storage.
+    pub authentication: bool,
+}
+
+/// Certificate chain and private key for a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 impl Default for BrokerOptions {
@@ -47,6 +60,8 @@ impl Default for BrokerOptions {
             die_with_parent: false,
             detach: false,
             ready_timeout: Duration::from_secs(30),
+            tls: None,
+            authentication: false,
         }
     }
 }
@@ -135,6 +150,44 @@ impl Broker {
         self.wait_ready().await
     }
 
+    /// Creates a SCRAM user (`scram256` or `scram512`) through the running
+    /// broker; it must run without authentication, on sqlite storage so the
+    /// user survives a restart with authentication on.
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) -> Result<(), BrokerError> {
+        let output = Command::new(broker_binary()?)
+            .args(["user", "create", "--broker", &format!("tcp://{}", self.bootstrap())])
+            .args(["--mechanism", mechanism, name, password])
+            .current_dir(&self.work_dir)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()
+            .map_err(BrokerError::io("running nisshi user create"))?;
+        if !output.status.success() {
+            return Err(BrokerError::Process(format!(
+                "nisshi user create failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Changes the options a restart uses (e.g. turn authentication on).
+    pub fn options_mut(&mut self) -> &mut BrokerOptions {
+        &mut self.options
+    }
+
+    fn security_args(&self) -> Vec<std::ffi::OsString> {
+        let mut args = Vec::new();
+        if let Some(tls) = &self.options.tls {
+            args.extend(["--cert".into(), tls.cert.clone().into_os_string()]);
+            args.extend(["--key".into(), tls.key.clone().into_os_string()]);
+        }
+        if self.options.authentication {
+            args.push("--authentication".into());
+        }
+        args
+    }
+
     fn log_path(&self) -> PathBuf {
         self.work_dir.join("broker.log")
     }
@@ -157,6 +210,7 @@ impl Broker {
             .args(["--listener-url", &listener, "--advertised-listener-url", &listener])
             .args(["--storage-engine", &storage])
             .args(["--group-initial-rebalance-delay", "0s"])
+            .args(self.security_args())
             .current_dir(&self.work_dir)
             // nisshi reads its settings from the environment and ./.env: start clean.
             .env_clear()
@@ -196,7 +250,7 @@ impl Broker {
                     )));
                 }
             }
-            if connect(&self.bootstrap(), None, config.clone()).await.is_ok() {
+            if self.answers(&config).await {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -206,6 +260,18 @@ impl Broker {
             seconds: self.options.ready_timeout.as_secs(),
             log: self.log_path().display().to_string(),
         })
+    }
+}
+
+impl Broker {
+    /// Ready means ApiVersions answers (allowed before SASL, KIP-43). A
+    /// TLS-only listener is probed by TCP accept alone: the launcher does not
+    /// hold the client side of the TLS configuration.
+    async fn answers(&self, config: &ConnectionConfig) -> bool {
+        if self.options.tls.is_some() {
+            return tokio::net::TcpStream::connect(self.bootstrap()).await.is_ok();
+        }
+        connect(&self.bootstrap(), None, config.clone()).await.is_ok()
     }
 }
 
