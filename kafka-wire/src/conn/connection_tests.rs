@@ -22,6 +22,7 @@ async fn read_request(peer: &mut DuplexStream) -> (RequestHeader, Bytes) {
     let header_version = match api_key {
         18 => kafka_protocol::messages::ApiVersionsRequest::header_version(version),
         3 => MetadataRequest::header_version(version),
+        17 => kafka_protocol::messages::SaslHandshakeRequest::header_version(version),
         _ => 2,
     };
     let header = RequestHeader::decode(&mut frame, header_version).unwrap();
@@ -178,4 +179,66 @@ async fn requests_without_response_hold_no_slot() {
     assert_eq!(header.api_key, MetadataRequest::KEY);
     // A response to it would be unexpected: nothing waits for that id.
     assert!(connection.handle.shared.state.lock().unwrap().pending.is_empty());
+}
+
+#[tokio::test]
+async fn sasl_plain_sends_the_rfc_4616_message() {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse};
+    use kafka_protocol::protocol::Decodable;
+
+    let (client, mut peer) = tokio::io::duplex(1 << 16);
+    let broker = tokio::spawn(async move {
+        let (header, _) = read_request(&mut peer).await;
+        let offered = api_versions(&[(18, 0, 4), (17, 0, 1), (36, 0, 2)]);
+        write_response(&mut peer, header.correlation_id, header.api_version, &offered).await;
+        let (header, mut body) = read_request(&mut peer).await;
+        assert_eq!(header.api_key, 17);
+        let handshake = SaslHandshakeRequest::decode(&mut body, header.api_version).unwrap();
+        assert_eq!(handshake.mechanism.as_str(), "PLAIN");
+        write_response(&mut peer, header.correlation_id, header.api_version, &SaslHandshakeResponse::default()).await;
+        // SaslAuthenticate v2 is flexible: header v2.
+        let size = peer.read_i32().await.unwrap() as usize;
+        let mut frame = vec![0; size];
+        peer.read_exact(&mut frame).await.unwrap();
+        let mut frame = Bytes::from(frame);
+        let header = RequestHeader::decode(&mut frame, 2).unwrap();
+        assert_eq!(header.api_key, 36);
+        let authenticate = SaslAuthenticateRequest::decode(&mut frame, header.api_version).unwrap();
+        assert_eq!(&authenticate.auth_bytes[..], b"\0alice\0secret");
+        write_response(&mut peer, header.correlation_id, header.api_version, &SaslAuthenticateResponse::default()).await;
+        peer
+    });
+    let sasl = crate::conn::SaslConfig {
+        mechanism: crate::conn::SaslMechanism::Plain,
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    let connection = Connection::handshake(client, ConnectionConfig { sasl: Some(sasl), ..config() }).await.unwrap();
+    assert!(!connection.is_poisoned());
+    broker.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_mechanism_the_broker_does_not_enable_is_named() {
+    use kafka_protocol::messages::SaslHandshakeResponse;
+    use kafka_protocol::protocol::StrBytes;
+
+    let (client, mut peer) = tokio::io::duplex(1 << 16);
+    tokio::spawn(async move {
+        let (header, _) = read_request(&mut peer).await;
+        write_response(&mut peer, header.correlation_id, header.api_version, &api_versions(&[(18, 0, 4), (17, 0, 1)])).await;
+        let (header, _) = read_request(&mut peer).await;
+        let refusal = SaslHandshakeResponse::default()
+            .with_error_code(33)
+            .with_mechanisms(vec![StrBytes::from_static_str("SCRAM-SHA-512")]);
+        write_response(&mut peer, header.correlation_id, header.api_version, &refusal).await;
+        std::future::pending::<()>().await;
+    });
+    let sasl = crate::conn::SaslConfig {
+        mechanism: crate::conn::SaslMechanism::Plain,
+        username: "alice".into(),
+        password: "secret".into(),
+    };
+    let error = Connection::handshake(client, ConnectionConfig { sasl: Some(sasl), ..config() }).await.unwrap_err();
+    assert!(error.to_string().contains("PLAIN") && error.to_string().contains("SCRAM-SHA-512"), "{error}");
 }
