@@ -3,10 +3,13 @@
 //! - [`broker`]: the local nisshi broker — install, start, stop, kill, restart.
 //! - [`wire_ops`]: single wire-level operations (create topic, produce, fetch).
 //! - [`smoke`]: the smoke run: start the broker, produce and fetch a batch.
+//! - [`fixtures`]: librdkafka (Python confluent-kafka) as the interop peer, and
+//!   the captured Fetch fixtures.
 //!
 //! The fault proxy, the checker, the scenario matrix and the benchmarks grow
 //! here with the producer, consumer and transactions.
 
 pub mod broker;
+pub mod fixtures;
 pub mod smoke;
 pub mod wire_ops;

@@ -1,5 +1,6 @@
-//! `harness` command line: the local broker and the smoke run.
+//! `harness` command line: the local broker, the smoke run, fixture capture.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Capture Fetch v12 responses to librdkafka-produced records (one topic per
+    /// codec, and a commit/abort/commit transactions run) as fixture files.
+    CaptureFixtures {
+        /// Use this broker instead of starting one.
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Directory the .bin files are written to.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -62,6 +73,7 @@ async fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Broker { action } => broker(action).await,
         Command::Smoke { bootstrap, records, json } => smoke(bootstrap, records, json).await,
+        Command::CaptureFixtures { bootstrap, out } => capture_fixtures(bootstrap, &out).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -113,15 +125,29 @@ async fn broker(action: BrokerAction) -> Result<()> {
     Ok(())
 }
 
-async fn smoke(bootstrap: Option<String>, records: usize, json: bool) -> Result<()> {
-    let (address, _broker) = match bootstrap {
+/// The broker to use: `bootstrap` if given, else a local one that lives as
+/// long as the returned handle.
+async fn broker_address(bootstrap: Option<String>) -> Result<(String, Option<Broker>)> {
+    Ok(match bootstrap {
         Some(address) => (address, None),
         None => {
             install_broker()?;
             let broker = Broker::start(BrokerOptions::default()).await?;
             (broker.bootstrap(), Some(broker))
         }
-    };
+    })
+}
+
+async fn capture_fixtures(bootstrap: Option<String>, out: &std::path::Path) -> Result<()> {
+    let (address, _broker) = broker_address(bootstrap).await?;
+    for (path, size) in harness::fixtures::capture(&address, out).await? {
+        println!("{:>7} bytes  {}", size, path.display());
+    }
+    Ok(())
+}
+
+async fn smoke(bootstrap: Option<String>, records: usize, json: bool) -> Result<()> {
+    let (address, _broker) = broker_address(bootstrap).await?;
     let report = harness::smoke::run(&address, records).await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);

@@ -1,6 +1,9 @@
 //! Wire-layer tests against the real broker (nisshi 0.7.0 from the launcher, or
 //! `KAFKA_BOOTSTRAP`). One test binary: the broker starts once per run.
 
+mod interop;
+mod security;
+
 use std::time::Duration;
 
 use harness::broker::test_broker;

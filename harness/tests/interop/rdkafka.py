@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""librdkafka (through confluent-kafka) as the peer client of the interop tests.
+
+Deterministic content, so that the Rust side can compare every field:
+  record i: key b"key-{i}", value b"{codec}-value-{i}", timestamp BASE_TS + i,
+  headers [("dup", b"1"), ("dup", b"2"), ("null", None)]
+(a repeated header key and a null header value on purpose).
+
+Subcommands (each prints JSON on stdout, errors on stderr, non-zero on failure):
+  produce       N records to partition 0 in one batch, with a codec
+  transactions  three transactions of 5 records on partition 0: commit, abort, commit
+  consume       from the beginning until N records or 20 s
+"""
+
+import argparse
+import json
+import sys
+import time
+import uuid
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+
+BASE_TS = 1_700_000_000_000
+HEADERS = [("dup", b"1"), ("dup", b"2"), ("null", None)]
+TXN_OUTCOMES = ["commit", "abort", "commit"]
+TXN_RECORDS = 5
+
+
+def record(prefix, i):
+    """Key, value and timestamp of record i (the Rust tests rebuild the same)."""
+    return f"key-{i}".encode(), f"{prefix}-value-{i}".encode(), BASE_TS + i
+
+
+class Deliveries:
+    """Collects delivery reports: offsets delivered, errors seen."""
+
+    def __init__(self):
+        self.offsets = []
+        self.errors = []
+
+    def __call__(self, err, msg):
+        if err is not None:
+            self.errors.append(str(err))
+        else:
+            self.offsets.append(msg.offset())
+
+
+def produce(args):
+    # A long linger keeps all N records in one batch; flush() sends it at once.
+    producer = Producer({
+        "bootstrap.servers": args.bootstrap,
+        "compression.type": args.codec,
+        "linger.ms": 10_000,
+        "batch.num.messages": max(args.count, 1),
+        "acks": "all",
+    })
+    deliveries = Deliveries()
+    for i in range(args.count):
+        key, value, ts = record(args.codec, i)
+        producer.produce(args.topic, value=value, key=key, partition=0,
+                         timestamp=ts, headers=HEADERS, on_delivery=deliveries)
+    remaining = producer.flush(30)
+    if remaining or deliveries.errors or len(deliveries.offsets) != args.count:
+        fail(f"produce: {remaining} undelivered, errors {deliveries.errors}")
+    print(json.dumps({"offsets": sorted(deliveries.offsets)}))
+
+
+def transactions(args):
+    # A unique transactional.id per run: no fencing between runs on one broker.
+    producer = Producer({
+        "bootstrap.servers": args.bootstrap,
+        "transactional.id": f"interop-{uuid.uuid4()}",
+        "linger.ms": 10,
+    })
+    producer.init_transactions(30)
+    deliveries = Deliveries()
+    for t, outcome in enumerate(TXN_OUTCOMES):
+        producer.begin_transaction()
+        for i in range(TXN_RECORDS):
+            key, value, ts = record(f"txn{t}-{outcome}", i)
+            producer.produce(args.topic, value=value, key=key, partition=0,
+                             timestamp=ts, headers=HEADERS, on_delivery=deliveries)
+        if outcome == "commit":
+            producer.commit_transaction(30)
+        else:
+            # librdkafka purges unsent records on abort: flush so that the
+            # aborted records reach the log before the abort marker.
+            producer.flush(30)
+            producer.abort_transaction(30)
+    if deliveries.errors:
+        fail(f"transactions: delivery errors {deliveries.errors}")
+    print(json.dumps({"offsets": sorted(deliveries.offsets)}))
+
+
+def consume(args):
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": f"interop-{uuid.uuid4()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "isolation.level": args.isolation,
+    })
+    consumer.subscribe([args.topic])
+    seen = 0
+    deadline = time.monotonic() + 20
+    try:
+        while seen < args.count and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    continue
+                fail(f"consume: {msg.error()}")
+            print(json.dumps(describe(msg)), flush=True)
+            seen += 1
+    finally:
+        consumer.close()
+    if seen < args.count:
+        fail(f"consume: {seen} of {args.count} records within 20 s")
+
+
+def describe(msg):
+    """One consumed record as JSON: bytes as hex, null as null."""
+    ts_type, ts = msg.timestamp()
+    return {
+        "partition": msg.partition(),
+        "offset": msg.offset(),
+        "timestamp": ts,
+        "key": hex_or_null(msg.key()),
+        "value": hex_or_null(msg.value()),
+        "headers": [[k, hex_or_null(v)] for k, v in (msg.headers() or [])],
+    }
+
+
+def hex_or_null(data):
+    return None if data is None else data.hex()
+
+
+def fail(message):
+    print(message, file=sys.stderr)
+    sys.exit(1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("produce")
+    p.add_argument("--codec", required=True, choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    p.add_argument("--count", type=int, required=True)
+    p.set_defaults(run=produce)
+
+    t = commands.add_parser("transactions")
+    t.set_defaults(run=transactions)
+
+    c = commands.add_parser("consume")
+    c.add_argument("--count", type=int, required=True)
+    c.add_argument("--isolation", default="read_uncommitted",
+                   choices=["read_committed", "read_uncommitted"])
+    c.set_defaults(run=consume)
+
+    for sub in (p, t, c):
+        sub.add_argument("--bootstrap", required=True)
+        sub.add_argument("--topic", required=True)
+
+    args = parser.parse_args()
+    try:
+        args.run(args)
+    except KafkaException as error:
+        fail(f"{args.command}: {error}")
+
+
+if __name__ == "__main__":
+    main()
