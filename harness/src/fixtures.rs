@@ -57,7 +57,11 @@ pub enum PeerError {
 /// `key-{i}`, value `{prefix}-value-{i}` (prefix = codec name, or
 /// `txn{t}-{outcome}` in the transactions run).
 pub fn expected_record(prefix: &str, i: usize) -> (Bytes, Bytes, i64) {
-    (Bytes::from(format!("key-{i}")), Bytes::from(format!("{prefix}-value-{i}")), BASE_TIMESTAMP + i as i64)
+    (
+        Bytes::from(format!("key-{i}")),
+        Bytes::from(format!("{prefix}-value-{i}")),
+        BASE_TIMESTAMP + i as i64,
+    )
 }
 
 /// Every record's headers: a repeated key and a null value, on purpose.
@@ -65,7 +69,10 @@ pub fn expected_headers() -> Vec<Header> {
     vec![
         Header::new("dup", "1"),
         Header::new("dup", "2"),
-        Header { key: Bytes::from_static(b"null"), value: None },
+        Header {
+            key: Bytes::from_static(b"null"),
+            value: None,
+        },
     ]
 }
 
@@ -103,7 +110,12 @@ fn check_python() -> Result<(), PeerError> {
         } else {
             // The last line of the traceback names what is missing.
             let stderr = String::from_utf8_lossy(&output.stderr);
-            Err(stderr.trim().lines().last().unwrap_or("import confluent_kafka failed").to_owned())
+            Err(stderr
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("import confluent_kafka failed")
+                .to_owned())
         }
     });
     result.clone().map_err(PeerError::Missing)
@@ -111,7 +123,10 @@ fn check_python() -> Result<(), PeerError> {
 
 /// A topic name no earlier run used (one broker serves many runs).
 pub fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
@@ -127,17 +142,30 @@ pub async fn capture(bootstrap: &str, out: &Path) -> Result<Vec<(PathBuf, usize)
     for codec in Compression::ALL {
         let topic = unique_topic(&format!("fixture-{codec}"));
         wire_ops::create_topic(&connection, &topic, 1).await?;
-        rdkafka(&["produce", "--bootstrap", bootstrap, "--topic", &topic, "--codec", codec.name(), "--count", &count])
-            .await?;
-        let frame = fetch_raw_until(&connection, &topic, |b| records_in(b) == FIXTURE_RECORDS).await?;
+        rdkafka(&[
+            "produce",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            &topic,
+            "--codec",
+            codec.name(),
+            "--count",
+            &count,
+        ])
+        .await?;
+        let frame =
+            fetch_raw_until(&connection, &topic, |b| records_in(b) == FIXTURE_RECORDS).await?;
         written.push(write(out, &format!("fetch_v12_{codec}.bin"), &frame)?);
     }
     let topic = unique_topic("fixture-transactions");
     wire_ops::create_topic(&connection, &topic, 1).await?;
     rdkafka(&["transactions", "--bootstrap", bootstrap, "--topic", &topic]).await?;
     let markers = TRANSACTIONS.len();
-    let frame = fetch_raw_until(&connection, &topic, |b| b.iter().filter(|b| b.header.attributes.control).count() == markers)
-        .await?;
+    let frame = fetch_raw_until(&connection, &topic, |b| {
+        b.iter().filter(|b| b.header.attributes.control).count() == markers
+    })
+    .await?;
     written.push(write(out, "fetch_v12_transactions.bin", &frame)?);
     Ok(written)
 }
@@ -158,7 +186,10 @@ async fn fetch_raw_until(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(format!("{topic}: no single Fetch v{FIXTURE_FETCH_VERSION} response held all records").into())
+    Err(
+        format!("{topic}: no single Fetch v{FIXTURE_FETCH_VERSION} response held all records")
+            .into(),
+    )
 }
 
 /// The batches of the first partition of a raw Fetch response frame.
@@ -172,7 +203,10 @@ fn decode_batches(frame: Bytes) -> Result<Vec<RecordBatch>, Error> {
     if partition.error_code != 0 {
         return Err(format!("Fetch error code {}", partition.error_code).into());
     }
-    Ok(BatchReader::new(partition.records.clone().unwrap_or_default()).collect::<Result<_, _>>()?)
+    Ok(
+        BatchReader::new(partition.records.clone().unwrap_or_default())
+            .collect::<Result<_, _>>()?,
+    )
 }
 
 fn records_in(batches: &[RecordBatch]) -> usize {

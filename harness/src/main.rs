@@ -8,7 +8,10 @@ use harness::broker::state::{self, BrokerState};
 use harness::broker::{install_broker, Broker, BrokerOptions, Storage};
 
 #[derive(Parser)]
-#[command(name = "harness", about = "Prove Kafka delivery guarantees against a real broker")]
+#[command(
+    name = "harness",
+    about = "Prove Kafka delivery guarantees against a real broker"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -72,7 +75,11 @@ async fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Broker { action } => broker(action).await,
-        Command::Smoke { bootstrap, records, json } => smoke(bootstrap, records, json).await,
+        Command::Smoke {
+            bootstrap,
+            records,
+            json,
+        } => smoke(bootstrap, records, json).await,
         Command::CaptureFixtures { bootstrap, out } => capture_fixtures(bootstrap, &out).await,
     };
     match result {
@@ -96,14 +103,31 @@ async fn broker(action: BrokerAction) -> Result<()> {
                 println!("{}", running.bootstrap());
                 return Ok(());
             }
-            let storage = if sqlite { Storage::Sqlite } else { Storage::Memory };
-            let work_dir = std::env::current_dir()?.join(state::state_dir()).join("broker-data");
-            let options = BrokerOptions { storage, port, work_dir: Some(work_dir.clone()), detach: true, ..Default::default() };
+            let storage = if sqlite {
+                Storage::Sqlite
+            } else {
+                Storage::Memory
+            };
+            let work_dir = std::env::current_dir()?
+                .join(state::state_dir())
+                .join("broker-data");
+            let options = BrokerOptions {
+                storage,
+                port,
+                work_dir: Some(work_dir.clone()),
+                detach: true,
+                ..Default::default()
+            };
             let broker = Broker::start(options).await?;
             let bootstrap = broker.bootstrap();
             let port = broker.port();
             let pid = broker.detach();
-            state::save(&BrokerState { pid, port, work_dir, storage })?;
+            state::save(&BrokerState {
+                pid,
+                port,
+                work_dir,
+                storage,
+            })?;
             println!("{bootstrap}");
         }
         BrokerAction::Stop => match state::load() {
@@ -152,10 +176,19 @@ async fn smoke(bootstrap: Option<String>, records: usize, json: bool) -> Result<
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
-        println!("smoke run against {} (topic {})", report.bootstrap, report.topic);
-        println!("{:<8} {:>9} {:>9} {:>12}", "codec", "produced", "verified", "base offset");
+        println!(
+            "smoke run against {} (topic {})",
+            report.bootstrap, report.topic
+        );
+        println!(
+            "{:<8} {:>9} {:>9} {:>12}",
+            "codec", "produced", "verified", "base offset"
+        );
         for codec in &report.codecs {
-            println!("{:<8} {:>9} {:>9} {:>12}", codec.codec, codec.produced, codec.verified, codec.base_offset);
+            println!(
+                "{:<8} {:>9} {:>9} {:>12}",
+                codec.codec, codec.produced, codec.verified, codec.base_offset
+            );
         }
         println!("all codecs verified in {} ms", report.elapsed_ms);
     }

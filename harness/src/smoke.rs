@@ -42,18 +42,32 @@ pub fn smoke_records(codec: Compression, count: usize) -> Vec<(Bytes, Bytes, Vec
         .map(|i| {
             let headers = vec![
                 Header::new("h", format!("{i}")),
-                Header { key: Bytes::from_static(b"h"), value: None },
+                Header {
+                    key: Bytes::from_static(b"h"),
+                    value: None,
+                },
             ];
-            (Bytes::from(i.to_string()), Bytes::from(format!("{codec}-{i}")), headers)
+            (
+                Bytes::from(i.to_string()),
+                Bytes::from(format!("{codec}-{i}")),
+                headers,
+            )
         })
         .collect()
 }
 
 /// Produces and fetches one batch per codec on `bootstrap`.
-pub async fn run(bootstrap: &str, records_per_codec: usize) -> Result<SmokeReport, Box<dyn std::error::Error>> {
+pub async fn run(
+    bootstrap: &str,
+    records_per_codec: usize,
+) -> Result<SmokeReport, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let connection = connect(bootstrap, None, ConnectionConfig::default()).await?;
-    let topic = format!("smoke-{}-{}", std::process::id(), started.elapsed().as_nanos());
+    let topic = format!(
+        "smoke-{}-{}",
+        std::process::id(),
+        started.elapsed().as_nanos()
+    );
     wire_ops::create_topic(&connection, &topic, 1).await?;
     let mut codecs = Vec::new();
     for codec in Compression::ALL {
@@ -62,13 +76,24 @@ pub async fn run(bootstrap: &str, records_per_codec: usize) -> Result<SmokeRepor
         for (key, value, headers) in &expected {
             builder.append(1_700_000_000_000, Some(key), Some(value), headers);
         }
-        let base_offset = wire_ops::produce(&connection, &topic, 0, builder.build(ProducerState::NONE)?, -1, None)
-            .await?
-            .ok_or("acks=all produce returned no offset")?;
+        let base_offset = wire_ops::produce(
+            &connection,
+            &topic,
+            0,
+            builder.build(ProducerState::NONE)?,
+            -1,
+            None,
+        )
+        .await?
+        .ok_or("acks=all produce returned no offset")?;
         let fetched = wire_ops::fetch(&connection, &topic, 0, base_offset, false).await?;
-        let batch = BatchReader::new(fetched.records).next().ok_or("fetch returned no batch")??;
+        let batch = BatchReader::new(fetched.records)
+            .next()
+            .ok_or("fetch returned no batch")??;
         let mut verified = 0;
-        for (index, (record, (key, value, headers))) in batch.records.iter().zip(&expected).enumerate() {
+        for (index, (record, (key, value, headers))) in
+            batch.records.iter().zip(&expected).enumerate()
+        {
             let ok = record.offset == base_offset + index as i64
                 && record.key.as_ref() == Some(key)
                 && record.value.as_ref() == Some(value)
@@ -79,9 +104,21 @@ pub async fn run(bootstrap: &str, records_per_codec: usize) -> Result<SmokeRepor
             verified += 1;
         }
         if verified != expected.len() {
-            return Err(format!("{codec}: fetched {verified} of {} records", expected.len()).into());
+            return Err(
+                format!("{codec}: fetched {verified} of {} records", expected.len()).into(),
+            );
         }
-        codecs.push(CodecResult { codec: codec.name(), produced: expected.len(), verified, base_offset });
+        codecs.push(CodecResult {
+            codec: codec.name(),
+            produced: expected.len(),
+            verified,
+            base_offset,
+        });
     }
-    Ok(SmokeReport { bootstrap: bootstrap.to_owned(), topic, codecs, elapsed_ms: started.elapsed().as_millis() })
+    Ok(SmokeReport {
+        bootstrap: bootstrap.to_owned(),
+        topic,
+        codecs,
+        elapsed_ms: started.elapsed().as_millis(),
+    })
 }

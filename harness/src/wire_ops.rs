@@ -7,7 +7,9 @@ use bytes::Bytes;
 use kafka_wire::protocol::messages::create_topics_request::CreatableTopic;
 use kafka_wire::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_wire::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_wire::protocol::messages::{CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName};
+use kafka_wire::protocol::messages::{
+    CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName,
+};
 use kafka_wire::protocol::protocol::StrBytes;
 use kafka_wire::{ConnError, Connection, KafkaCode};
 
@@ -35,16 +37,28 @@ fn topic_name(name: &str) -> TopicName {
 }
 
 /// Creates `topic`; an existing topic is fine.
-pub async fn create_topic(connection: &Connection, topic: &str, partitions: i32) -> Result<(), OpError> {
-    let request = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![CreatableTopic::default()
-        .with_name(topic_name(topic))
-        .with_num_partitions(partitions)
-        .with_replication_factor(1)]);
+pub async fn create_topic(
+    connection: &Connection,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), OpError> {
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)]);
     let response = connection.send(&request).await?;
-    let result = response.topics.first().ok_or(OpError::Missing("CreateTopics"))?;
+    let result = response
+        .topics
+        .first()
+        .ok_or(OpError::Missing("CreateTopics"))?;
     match KafkaCode(result.error_code) {
         KafkaCode::NONE | KafkaCode(36) => Ok(()), // 36: TOPIC_ALREADY_EXISTS
-        code => Err(OpError::Kafka { operation: "CreateTopics", code }),
+        code => Err(OpError::Kafka {
+            operation: "CreateTopics",
+            code,
+        }),
     }
 }
 
@@ -61,12 +75,19 @@ pub async fn produce(
     let request = ProduceRequest::default()
         .with_acks(acks)
         .with_timeout_ms(30_000)
-        .with_transactional_id(transactional_id.map(|id| StrBytes::from_string(id.to_owned()).into()))
+        .with_transactional_id(
+            transactional_id.map(|id| StrBytes::from_string(id.to_owned()).into()),
+        )
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(topic_name(topic))
-            .with_partition_data(vec![PartitionProduceData::default().with_index(partition).with_records(Some(batch))])]);
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(batch))])]);
     if acks == 0 {
-        let version = connection.versions().version_for::<ProduceRequest>().map_err(ConnError::from)?;
+        let version = connection
+            .versions()
+            .version_for::<ProduceRequest>()
+            .map_err(ConnError::from)?;
         connection.send_without_response(&request, version)?;
         return Ok(None);
     }
@@ -78,7 +99,10 @@ pub async fn produce(
         .ok_or(OpError::Missing("Produce"))?;
     KafkaCode(answer.error_code)
         .into_result()
-        .map_err(|code| OpError::Kafka { operation: "Produce", code })?;
+        .map_err(|code| OpError::Kafka {
+            operation: "Produce",
+            code,
+        })?;
     Ok(Some(answer.base_offset))
 }
 
@@ -101,7 +125,9 @@ pub async fn fetch(
     offset: i64,
     read_committed: bool,
 ) -> Result<Fetched, OpError> {
-    let response = connection.send(&fetch_request(topic, partition, offset, read_committed)).await?;
+    let response = connection
+        .send(&fetch_request(topic, partition, offset, read_committed))
+        .await?;
     let data = response
         .responses
         .first()
@@ -109,7 +135,10 @@ pub async fn fetch(
         .ok_or(OpError::Missing("Fetch"))?;
     KafkaCode(data.error_code)
         .into_result()
-        .map_err(|code| OpError::Kafka { operation: "Fetch", code })?;
+        .map_err(|code| OpError::Kafka {
+            operation: "Fetch",
+            code,
+        })?;
     Ok(Fetched {
         records: data.records.clone().unwrap_or_default(),
         high_watermark: data.high_watermark,
@@ -118,7 +147,12 @@ pub async fn fetch(
 }
 
 /// The Fetch request [`fetch`] sends (also used to capture fixtures).
-pub fn fetch_request(topic: &str, partition: i32, offset: i64, read_committed: bool) -> FetchRequest {
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    read_committed: bool,
+) -> FetchRequest {
     FetchRequest::default()
         .with_replica_id((-1).into())
         .with_max_wait_ms(100)
@@ -126,12 +160,12 @@ pub fn fetch_request(topic: &str, partition: i32, offset: i64, read_committed: b
         .with_max_bytes(50 * 1024 * 1024)
         .with_isolation_level(i8::from(read_committed))
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(topic_name(topic)).with_partitions(vec![
-            FetchPartition::default()
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
                 .with_partition(partition)
                 .with_current_leader_epoch(-1)
                 .with_fetch_offset(offset)
                 .with_log_start_offset(-1)
-                .with_partition_max_bytes(10 * 1024 * 1024),
-        ])])
+                .with_partition_max_bytes(10 * 1024 * 1024)])])
 }

@@ -15,11 +15,16 @@ use kafka_wire::records::{BatchBuilder, BatchReader, Compression, ProducerState}
 use kafka_wire::Connection;
 
 async fn connection() -> Connection {
-    connect(&test_broker::bootstrap(), None, ConnectionConfig::default()).await.expect("connect to the test broker")
+    connect(&test_broker::bootstrap(), None, ConnectionConfig::default())
+        .await
+        .expect("connect to the test broker")
 }
 
 fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
@@ -47,7 +52,9 @@ async fn api_versions_negotiates_the_apis_the_client_needs() {
 
 #[tokio::test]
 async fn every_codec_round_trips_through_the_broker() {
-    let report = harness::smoke::run(&test_broker::bootstrap(), 200).await.expect("smoke run");
+    let report = harness::smoke::run(&test_broker::bootstrap(), 200)
+        .await
+        .expect("smoke run");
     assert_eq!(report.codecs.len(), 5);
     for codec in &report.codecs {
         assert_eq!(codec.verified, 200, "{}", codec.codec);
@@ -58,16 +65,31 @@ async fn every_codec_round_trips_through_the_broker() {
 async fn pipelined_produces_get_consecutive_offsets() {
     let connection = connection().await;
     let topic = unique_topic("pipeline");
-    wire_ops::create_topic(&connection, &topic, 1).await.unwrap();
+    wire_ops::create_topic(&connection, &topic, 1)
+        .await
+        .unwrap();
     // Twenty requests in flight at once on one connection.
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..20 {
         let (connection, topic, value) = (connection.clone(), topic.clone(), format!("v{i}"));
         sends.spawn(async move {
-            wire_ops::produce(&connection, &topic, 0, batch(&[&value, &value], Compression::None), -1, None).await
+            wire_ops::produce(
+                &connection,
+                &topic,
+                0,
+                batch(&[&value, &value], Compression::None),
+                -1,
+                None,
+            )
+            .await
         });
     }
-    let mut offsets: Vec<i64> = sends.join_all().await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    let mut offsets: Vec<i64> = sends
+        .join_all()
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().unwrap())
+        .collect();
     offsets.sort();
     assert_eq!(offsets, (0..20).map(|i| i * 2).collect::<Vec<_>>());
 }
@@ -76,13 +98,26 @@ async fn pipelined_produces_get_consecutive_offsets() {
 async fn acks_zero_is_written_without_a_response() {
     let connection = connection().await;
     let topic = unique_topic("acks0");
-    wire_ops::create_topic(&connection, &topic, 1).await.unwrap();
-    let offset = wire_ops::produce(&connection, &topic, 0, batch(&["fire", "forget"], Compression::Lz4), 0, None).await.unwrap();
+    wire_ops::create_topic(&connection, &topic, 1)
+        .await
+        .unwrap();
+    let offset = wire_ops::produce(
+        &connection,
+        &topic,
+        0,
+        batch(&["fire", "forget"], Compression::Lz4),
+        0,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(offset, None);
     // Nothing answers acks=0; poll until the broker has appended it.
     let mut values = Vec::new();
     for _ in 0..50 {
-        let fetched = wire_ops::fetch(&connection, &topic, 0, 0, false).await.unwrap();
+        let fetched = wire_ops::fetch(&connection, &topic, 0, 0, false)
+            .await
+            .unwrap();
         values = BatchReader::new(fetched.records)
             .flat_map(|b| b.unwrap().records)
             .map(|r| String::from_utf8(r.value.unwrap().to_vec()).unwrap())
@@ -102,19 +137,43 @@ async fn sqlite_broker_keeps_records_across_sigkill() {
         eprintln!("KAFKA_BOOTSTRAP is set: this test restarts its own local broker, so it runs only without it");
         return;
     }
-    let mut broker = Broker::start(BrokerOptions { storage: Storage::Sqlite, die_with_parent: true, ..Default::default() })
-        .await
-        .expect("start a sqlite broker");
+    let mut broker = Broker::start(BrokerOptions {
+        storage: Storage::Sqlite,
+        die_with_parent: true,
+        ..Default::default()
+    })
+    .await
+    .expect("start a sqlite broker");
     let topic = unique_topic("durable");
     {
-        let connection = connect(&broker.bootstrap(), None, ConnectionConfig::default()).await.unwrap();
-        wire_ops::create_topic(&connection, &topic, 1).await.unwrap();
-        wire_ops::produce(&connection, &topic, 0, batch(&["a", "b", "c"], Compression::Zstd), -1, None).await.unwrap();
+        let connection = connect(&broker.bootstrap(), None, ConnectionConfig::default())
+            .await
+            .unwrap();
+        wire_ops::create_topic(&connection, &topic, 1)
+            .await
+            .unwrap();
+        wire_ops::produce(
+            &connection,
+            &topic,
+            0,
+            batch(&["a", "b", "c"], Compression::Zstd),
+            -1,
+            None,
+        )
+        .await
+        .unwrap();
     }
     broker.kill();
     broker.restart().await.expect("restart on the same data");
-    let connection = connect(&broker.bootstrap(), None, ConnectionConfig::default()).await.unwrap();
-    let fetched = wire_ops::fetch(&connection, &topic, 0, 0, false).await.unwrap();
-    let values: Vec<_> = BatchReader::new(fetched.records).flat_map(|b| b.unwrap().records).map(|r| r.value.unwrap()).collect();
+    let connection = connect(&broker.bootstrap(), None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    let fetched = wire_ops::fetch(&connection, &topic, 0, 0, false)
+        .await
+        .unwrap();
+    let values: Vec<_> = BatchReader::new(fetched.records)
+        .flat_map(|b| b.unwrap().records)
+        .map(|r| r.value.unwrap())
+        .collect();
     assert_eq!(values, ["a", "b", "c"]);
 }

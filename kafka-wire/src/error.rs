@@ -82,7 +82,9 @@ impl fmt::Display for KafkaCode {
 
 impl std::error::Error for KafkaCode {}
 
-use ErrorClass::{Abortable as A, Fatal as F, None as N, Permanent as P, RefreshMetadata as M, Retriable as R};
+use ErrorClass::{
+    Abortable as A, Fatal as F, None as N, Permanent as P, RefreshMetadata as M, Retriable as R,
+};
 
 /// Every code Apache Kafka 4.1 defines, dense from −1.
 #[rustfmt::skip]

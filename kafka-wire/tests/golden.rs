@@ -65,14 +65,22 @@ fn assert_golden(what: &str, actual: &[u8], expected: &[u8]) {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Checks that a hand-written frame's size prefix matches its own length, so a
 /// miscount in the expected array is caught as such rather than blamed on the encoder.
 fn check_size_prefix(expected: &[u8]) {
     let size = i32::from_be_bytes(expected[..4].try_into().unwrap());
-    assert_eq!(size as usize, expected.len() - 4, "hand-written size prefix is wrong");
+    assert_eq!(
+        size as usize,
+        expected.len() - 4,
+        "hand-written size prefix is wrong"
+    );
 }
 
 fn topic_name(name: &'static str) -> TopicName {
@@ -114,7 +122,9 @@ fn api_versions_v3_request() {
 #[test]
 fn metadata_v12_request() {
     let body = MetadataRequest::default()
-        .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(topic_name(TOPIC)))]))
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name(TOPIC)))
+        ]))
         .with_allow_auto_topic_creation(false)
         .with_include_topic_authorized_operations(false);
     #[rustfmt::skip]
@@ -263,15 +273,15 @@ fn fetch_v12_request() {
         .with_isolation_level(1)
         .with_session_id(0)
         .with_session_epoch(-1)
-        .with_topics(vec![FetchTopic::default().with_topic(topic_name(TOPIC)).with_partitions(vec![
-            FetchPartition::default()
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(TOPIC))
+            .with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
                 .with_current_leader_epoch(-1)
                 .with_fetch_offset(0)
                 .with_last_fetched_epoch(-1)
                 .with_log_start_offset(-1)
-                .with_partition_max_bytes(1_048_576),
-        ])]);
+                .with_partition_max_bytes(1_048_576)])]);
     #[rustfmt::skip]
     let expected: &[u8] = &[
         0x00, 0x00, 0x00, 0x58,                   // size = 88
@@ -340,20 +350,29 @@ fn api_versions_v3_response_decodes() {
         0x09, 0x02,                               //   tag 9 (unknown), size 2
         0xab, 0xcd,                               //   opaque bytes
     ];
-    let (header, response) =
-        decode_response::<ApiVersionsRequest>(Bytes::from_static(frame), 3).expect("decode ApiVersions v3 response");
+    let (header, response) = decode_response::<ApiVersionsRequest>(Bytes::from_static(frame), 3)
+        .expect("decode ApiVersions v3 response");
     assert_eq!(header.correlation_id, 7);
     assert_eq!(response.error_code, 0);
     assert_eq!(response.api_keys.len(), 2);
-    let keys: Vec<(i16, i16, i16)> =
-        response.api_keys.iter().map(|k| (k.api_key, k.min_version, k.max_version)).collect();
+    let keys: Vec<(i16, i16, i16)> = response
+        .api_keys
+        .iter()
+        .map(|k| (k.api_key, k.min_version, k.max_version))
+        .collect();
     assert_eq!(keys, [(0, 3, 11), (18, 0, 4)]);
-    assert!(response.api_keys.iter().all(|k| k.unknown_tagged_fields.is_empty()));
+    assert!(response
+        .api_keys
+        .iter()
+        .all(|k| k.unknown_tagged_fields.is_empty()));
     assert_eq!(response.throttle_time_ms, 10);
     assert_eq!(response.finalized_features_epoch, 5);
     assert!(response.supported_features.is_empty());
     assert!(response.finalized_features.is_empty());
     assert!(!response.zk_migration_ready);
     assert_eq!(response.unknown_tagged_fields.len(), 1);
-    assert_eq!(response.unknown_tagged_fields.get(&9).map(|b| &b[..]), Some(&[0xab, 0xcd][..]));
+    assert_eq!(
+        response.unknown_tagged_fields.get(&9).map(|b| &b[..]),
+        Some(&[0xab, 0xcd][..])
+    );
 }

@@ -13,7 +13,16 @@ use kafka_wire::protocol::messages::{ApiVersionsRequest, MetadataRequest, Offset
 fn fuzz_reproducer_offset_commit_v2_array_count() {
     let frame = Bytes::from_static(&[0xf5, 0x1a, 0x0a, 0x05, 0x79, 0x79, 0x79, 0x79, 0xf5]);
     let result = decode_response::<OffsetCommitRequest>(frame, 2);
-    assert!(matches!(result, Err(CodecError::Decode { api: "OffsetCommit", .. })), "{result:?}");
+    assert!(
+        matches!(
+            result,
+            Err(CodecError::Decode {
+                api: "OffsetCommit",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
 }
 
 #[test]
@@ -34,6 +43,8 @@ fn string_length_beyond_the_frame_is_an_error() {
 fn compact_bytes_length_beyond_the_frame_is_an_error() {
     // Metadata v12 (flexible): correlation id, header tagged fields, throttle, brokers
     // compact array of 1, node id, host compact string claiming 2^31 bytes.
-    let frame = Bytes::from_static(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x08]);
+    let frame = Bytes::from_static(&[
+        0, 0, 0, 1, 0, 0, 0, 0, 0, 2, 0, 0, 0, 1, 0x80, 0x80, 0x80, 0x80, 0x08,
+    ]);
     assert!(decode_response::<MetadataRequest>(frame, 12).is_err());
 }

@@ -14,8 +14,11 @@ pub fn install_root() -> PathBuf {
     if let Some(root) = std::env::var_os("NISSHI_ROOT") {
         return PathBuf::from(root);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".cache/kafka-pure").join(format!("nisshi-{BROKER_VERSION}"))
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache/kafka-pure")
+        .join(format!("nisshi-{BROKER_VERSION}"))
 }
 
 /// The binary: `NISSHI_BIN` if set, else the cached build, if its
@@ -48,15 +51,25 @@ pub fn install_broker() -> Result<PathBuf, BrokerError> {
         return Ok(path);
     }
     let root = install_root();
-    eprintln!("building nisshi {BROKER_VERSION} into {} (about 16 minutes on 2 cores, once)", root.display());
+    eprintln!(
+        "building nisshi {BROKER_VERSION} into {} (about 16 minutes on 2 cores, once)",
+        root.display()
+    );
     let status = Command::new("cargo")
-        .args(["+nightly", "install", &format!("nisshi@{BROKER_VERSION}"), "--locked"])
+        .args([
+            "+nightly",
+            "install",
+            &format!("nisshi@{BROKER_VERSION}"),
+            "--locked",
+        ])
         .args(["--features", "dynostore,libsql", "--root"])
         .arg(&root)
         .status()
         .map_err(BrokerError::io("running cargo install"))?;
     if !status.success() {
-        return Err(BrokerError::InstallFailed { status: status.to_string() });
+        return Err(BrokerError::InstallFailed {
+            status: status.to_string(),
+        });
     }
     broker_binary()
 }

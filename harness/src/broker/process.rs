@@ -86,8 +86,14 @@ impl Broker {
             Some(dir) => dir.clone(),
             None => fresh_work_dir()?,
         };
-        std::fs::create_dir_all(&work_dir).map_err(BrokerError::io(format!("creating {}", work_dir.display())))?;
-        let mut broker = Self { child: None, port, work_dir, options };
+        std::fs::create_dir_all(&work_dir)
+            .map_err(BrokerError::io(format!("creating {}", work_dir.display())))?;
+        let mut broker = Self {
+            child: None,
+            port,
+            work_dir,
+            options,
+        };
         broker.spawn()?;
         broker.wait_ready().await?;
         Ok(broker)
@@ -115,17 +121,22 @@ impl Broker {
 
     /// Leaves the process running when this handle is dropped.
     pub fn detach(mut self) -> u32 {
-        let pid = self.child.take().map(|c| c.id()).unwrap_or_default();
-        pid
+        self.child.take().map(|c| c.id()).unwrap_or_default()
     }
 
     /// SIGTERM, then SIGKILL after 10 s.
     pub async fn stop(&mut self) -> Result<(), BrokerError> {
-        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
         signal(child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if child.try_wait().map_err(BrokerError::io("waiting for the broker"))?.is_some() {
+            if child
+                .try_wait()
+                .map_err(BrokerError::io("waiting for the broker"))?
+                .is_some()
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -153,9 +164,19 @@ impl Broker {
     /// Creates a SCRAM user (`scram256` or `scram512`) through the running
     /// broker; it must run without authentication, on sqlite storage so the
     /// user survives a restart with authentication on.
-    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) -> Result<(), BrokerError> {
+    pub fn create_user(
+        &self,
+        name: &str,
+        password: &str,
+        mechanism: &str,
+    ) -> Result<(), BrokerError> {
         let output = Command::new(broker_binary()?)
-            .args(["user", "create", "--broker", &format!("tcp://{}", self.bootstrap())])
+            .args([
+                "user",
+                "create",
+                "--broker",
+                &format!("tcp://{}", self.bootstrap()),
+            ])
             .args(["--mechanism", mechanism, name, password])
             .current_dir(&self.work_dir)
             .env_clear()
@@ -207,7 +228,12 @@ impl Broker {
         let mut command = Command::new(binary);
         command
             .arg("broker")
-            .args(["--listener-url", &listener, "--advertised-listener-url", &listener])
+            .args([
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+            ])
             .args(["--storage-engine", &storage])
             .args(["--group-initial-rebalance-delay", "0s"])
             .args(self.security_args())
@@ -217,7 +243,10 @@ impl Broker {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(BrokerError::io("cloning the log handle"))?)
+            .stdout(
+                log.try_clone()
+                    .map_err(BrokerError::io("cloning the log handle"))?,
+            )
             .stderr(log);
         let (die_with_parent, detach) = (self.options.die_with_parent, self.options.detach);
         // SAFETY: only async-signal-safe calls between fork and exec.
@@ -232,7 +261,9 @@ impl Broker {
                 Ok(())
             });
         }
-        let child = command.spawn().map_err(|e| BrokerError::Process(format!("spawning nisshi: {e}")))?;
+        let child = command
+            .spawn()
+            .map_err(|e| BrokerError::Process(format!("spawning nisshi: {e}")))?;
         info!(pid = child.id(), port = self.port, "broker started");
         self.child = Some(child);
         Ok(())
@@ -240,7 +271,10 @@ impl Broker {
 
     async fn wait_ready(&mut self) -> Result<(), BrokerError> {
         let deadline = Instant::now() + self.options.ready_timeout;
-        let config = ConnectionConfig { request_timeout: Duration::from_secs(2), ..ConnectionConfig::default() };
+        let config = ConnectionConfig {
+            request_timeout: Duration::from_secs(2),
+            ..ConnectionConfig::default()
+        };
         while Instant::now() < deadline {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -269,9 +303,13 @@ impl Broker {
     /// hold the client side of the TLS configuration.
     async fn answers(&self, config: &ConnectionConfig) -> bool {
         if self.options.tls.is_some() {
-            return tokio::net::TcpStream::connect(self.bootstrap()).await.is_ok();
+            return tokio::net::TcpStream::connect(self.bootstrap())
+                .await
+                .is_ok();
         }
-        connect(&self.bootstrap(), None, config.clone()).await.is_ok()
+        connect(&self.bootstrap(), None, config.clone())
+            .await
+            .is_ok()
     }
 }
 
@@ -288,8 +326,12 @@ pub fn signal(pid: u32, sig: libc::c_int) -> bool {
 }
 
 fn free_port() -> Result<u16, BrokerError> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(BrokerError::io("finding a free port"))?;
-    Ok(listener.local_addr().map_err(BrokerError::io("finding a free port"))?.port())
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(BrokerError::io("finding a free port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(BrokerError::io("finding a free port"))?
+        .port())
 }
 
 fn fresh_work_dir() -> Result<PathBuf, BrokerError> {

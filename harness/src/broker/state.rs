@@ -32,7 +32,8 @@ impl BrokerState {
 
 /// `$HARNESS_STATE_DIR`, default `target/harness`.
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("HARNESS_STATE_DIR").map_or_else(|| PathBuf::from("target/harness"), PathBuf::from)
+    std::env::var_os("HARNESS_STATE_DIR")
+        .map_or_else(|| PathBuf::from("target/harness"), PathBuf::from)
 }
 
 fn state_file() -> PathBuf {
@@ -41,7 +42,8 @@ fn state_file() -> PathBuf {
 
 /// Saves the state of a started broker.
 pub fn save(state: &BrokerState) -> Result<(), BrokerError> {
-    std::fs::create_dir_all(state_dir()).map_err(BrokerError::io("creating the state directory"))?;
+    std::fs::create_dir_all(state_dir())
+        .map_err(BrokerError::io("creating the state directory"))?;
     let json = serde_json::to_string_pretty(state).expect("state serialises");
     std::fs::write(state_file(), json).map_err(BrokerError::io("writing the broker state file"))
 }

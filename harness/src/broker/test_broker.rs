@@ -34,8 +34,14 @@ fn start_shared() -> Result<String, String> {
     std::thread::Builder::new()
         .name("test-broker".into())
         .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            let options = BrokerOptions { die_with_parent: true, ..BrokerOptions::default() };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let options = BrokerOptions {
+                die_with_parent: true,
+                ..BrokerOptions::default()
+            };
             match runtime.block_on(Broker::start(options)) {
                 Ok(broker) => {
                     let _ = sender.send(Ok(broker.bootstrap()));

@@ -10,9 +10,13 @@
 use std::time::Duration;
 
 use harness::broker::test_broker;
-use harness::fixtures::{expected_headers, expected_record, rdkafka, RECORDS_PER_TRANSACTION, TRANSACTIONS};
+use harness::fixtures::{
+    expected_headers, expected_record, rdkafka, RECORDS_PER_TRANSACTION, TRANSACTIONS,
+};
 use harness::wire_ops;
-use kafka_wire::records::{BatchBuilder, BatchReader, Compression, ControlType, ProducerState, Record, RecordBatch};
+use kafka_wire::records::{
+    BatchBuilder, BatchReader, Compression, ControlType, ProducerState, Record, RecordBatch,
+};
 use kafka_wire::Connection;
 use serde_json::{json, Value};
 
@@ -23,33 +27,49 @@ const RECORDS: usize = 50;
 
 /// Runs the peer script; a failure (including missing Python) is a test failure.
 async fn peer(args: &[&str]) -> String {
-    rdkafka(args).await.unwrap_or_else(|error| panic!("{error}"))
+    rdkafka(args)
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// One JSON value per stdout line.
 fn json_lines(stdout: &str) -> Vec<Value> {
-    stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect()
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
 }
 
 /// Fetches partition 0 from offset 0, batch after batch, until `done` is
 /// satisfied (a produce acknowledged with acks=all can still take a fetch or
 /// two to show up on some brokers).
-async fn fetch_until(connection: &Connection, topic: &str, done: impl Fn(&[RecordBatch]) -> bool) -> Vec<RecordBatch> {
+async fn fetch_until(
+    connection: &Connection,
+    topic: &str,
+    done: impl Fn(&[RecordBatch]) -> bool,
+) -> Vec<RecordBatch> {
     let mut batches: Vec<RecordBatch> = Vec::new();
     let mut offset = 0;
     for _ in 0..100 {
         if done(&batches) {
             return batches;
         }
-        let fetched = wire_ops::fetch(connection, topic, 0, offset, false).await.expect("fetch");
-        let new: Vec<RecordBatch> = BatchReader::new(fetched.records).collect::<Result<_, _>>().expect("decode");
+        let fetched = wire_ops::fetch(connection, topic, 0, offset, false)
+            .await
+            .expect("fetch");
+        let new: Vec<RecordBatch> = BatchReader::new(fetched.records)
+            .collect::<Result<_, _>>()
+            .expect("decode");
         match new.last() {
             Some(last) => offset = last.header.next_offset(),
             None => tokio::time::sleep(Duration::from_millis(100)).await,
         }
         batches.extend(new);
     }
-    panic!("{topic}: fetched {} batches, never the expected set: {batches:#?}", batches.len());
+    panic!(
+        "{topic}: fetched {} batches, never the expected set: {batches:#?}",
+        batches.len()
+    );
 }
 
 fn records_in(batches: &[RecordBatch]) -> usize {
@@ -64,7 +84,11 @@ fn assert_record(record: &Record, offset: i64, prefix: &str, i: usize) {
     assert_eq!(record.key.as_ref(), Some(&key), "{what}: key");
     assert_eq!(record.value.as_ref(), Some(&value), "{what}: value");
     assert_eq!(record.timestamp, timestamp, "{what}: timestamp");
-    assert_eq!(record.headers, expected_headers(), "{what}: headers (order, duplicates, null)");
+    assert_eq!(
+        record.headers,
+        expected_headers(),
+        "{what}: headers (order, duplicates, null)"
+    );
 }
 
 /// Record `i` as `rdkafka.py consume` prints it: bytes as hex, null as null.
@@ -95,17 +119,46 @@ async fn librdkafka_batches_decode_field_by_field() {
     let count = RECORDS.to_string();
     for codec in Compression::ALL {
         let topic = unique_topic(&format!("rdk-to-wire-{codec}"));
-        wire_ops::create_topic(&connection, &topic, 1).await.unwrap();
-        let report = peer(&["produce", "--bootstrap", &bootstrap, "--topic", &topic, "--codec", codec.name(), "--count", &count]).await;
+        wire_ops::create_topic(&connection, &topic, 1)
+            .await
+            .unwrap();
+        let report = peer(&[
+            "produce",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            &topic,
+            "--codec",
+            codec.name(),
+            "--count",
+            &count,
+        ])
+        .await;
         let delivered = &json_lines(&report)[0]["offsets"];
-        assert_eq!(delivered, &json!((0..RECORDS).collect::<Vec<_>>()), "{codec}: librdkafka's delivered offsets");
+        assert_eq!(
+            delivered,
+            &json!((0..RECORDS).collect::<Vec<_>>()),
+            "{codec}: librdkafka's delivered offsets"
+        );
 
         let batches = fetch_until(&connection, &topic, |b| records_in(b) >= RECORDS).await;
         // rdkafka.py lingers 10 s and then flushes: all records in one batch.
-        assert_eq!(batches.len(), 1, "{codec}: librdkafka wrote {} batches", batches.len());
+        assert_eq!(
+            batches.len(),
+            1,
+            "{codec}: librdkafka wrote {} batches",
+            batches.len()
+        );
         let batch = &batches[0];
-        assert_eq!(batch.header.attributes.compression, codec, "{codec}: batch compression attribute");
-        assert_eq!(batch.records.len(), RECORDS, "{codec}: records in the batch");
+        assert_eq!(
+            batch.header.attributes.compression, codec,
+            "{codec}: batch compression attribute"
+        );
+        assert_eq!(
+            batch.records.len(),
+            RECORDS,
+            "{codec}: records in the batch"
+        );
         for (i, record) in batch.records.iter().enumerate() {
             assert_record(record, i as i64, codec.name(), i);
         }
@@ -119,20 +172,43 @@ async fn kafka_wire_batches_are_read_by_librdkafka() {
     let count = RECORDS.to_string();
     for codec in Compression::ALL {
         let topic = unique_topic(&format!("wire-to-rdk-{codec}"));
-        wire_ops::create_topic(&connection, &topic, 1).await.unwrap();
+        wire_ops::create_topic(&connection, &topic, 1)
+            .await
+            .unwrap();
         let mut builder = BatchBuilder::new(codec);
         for i in 0..RECORDS {
             let (key, value, timestamp) = expected_record(codec.name(), i);
             builder.append(timestamp, Some(&key), Some(&value), &expected_headers());
         }
         let batch = builder.build(ProducerState::NONE).unwrap();
-        let base = wire_ops::produce(&connection, &topic, 0, batch, -1, None).await.unwrap();
+        let base = wire_ops::produce(&connection, &topic, 0, batch, -1, None)
+            .await
+            .unwrap();
         assert_eq!(base, Some(0), "{codec}: base offset of the only batch");
 
-        let consumed = json_lines(&peer(&["consume", "--bootstrap", &bootstrap, "--topic", &topic, "--count", &count]).await);
-        assert_eq!(consumed.len(), RECORDS, "{codec}: records librdkafka consumed");
+        let consumed = json_lines(
+            &peer(&[
+                "consume",
+                "--bootstrap",
+                &bootstrap,
+                "--topic",
+                &topic,
+                "--count",
+                &count,
+            ])
+            .await,
+        );
+        assert_eq!(
+            consumed.len(),
+            RECORDS,
+            "{codec}: records librdkafka consumed"
+        );
         for (i, line) in consumed.iter().enumerate() {
-            assert_eq!(line, &expected_json(codec.name(), i, i as i64), "{codec}: record {i} as librdkafka read it");
+            assert_eq!(
+                line,
+                &expected_json(codec.name(), i, i as i64),
+                "{codec}: record {i} as librdkafka read it"
+            );
         }
     }
 }
@@ -142,16 +218,27 @@ async fn librdkafka_transaction_markers_decode_in_order() {
     let bootstrap = test_broker::bootstrap();
     let connection = connection().await;
     let topic = unique_topic("rdk-transactions");
-    wire_ops::create_topic(&connection, &topic, 1).await.unwrap();
+    wire_ops::create_topic(&connection, &topic, 1)
+        .await
+        .unwrap();
     peer(&["transactions", "--bootstrap", &bootstrap, "--topic", &topic]).await;
 
     let batches = fetch_until(&connection, &topic, |b| {
         b.iter().filter(|b| b.header.attributes.control).count() == TRANSACTIONS.len()
     })
     .await;
-    let marker_batch = batches.iter().find(|b| b.header.attributes.control).unwrap();
-    let (producer_id, epoch) = (marker_batch.header.producer_id, marker_batch.header.producer_epoch);
-    assert!(producer_id >= 0, "markers carry the transactional producer id, got {producer_id}");
+    let marker_batch = batches
+        .iter()
+        .find(|b| b.header.attributes.control)
+        .unwrap();
+    let (producer_id, epoch) = (
+        marker_batch.header.producer_id,
+        marker_batch.header.producer_epoch,
+    );
+    assert!(
+        producer_id >= 0,
+        "markers carry the transactional producer id, got {producer_id}"
+    );
 
     // Walk the log in order: data records belong to the transaction whose
     // marker comes next.
@@ -159,12 +246,32 @@ async fn librdkafka_transaction_markers_decode_in_order() {
     let (mut data_offsets, mut marker_offsets) = (Vec::new(), Vec::new());
     for batch in &batches {
         let header = &batch.header;
-        assert_eq!((header.producer_id, header.producer_epoch), (producer_id, epoch), "batch at {}", header.base_offset);
-        assert!(header.attributes.transactional, "batch at {} is not transactional", header.base_offset);
+        assert_eq!(
+            (header.producer_id, header.producer_epoch),
+            (producer_id, epoch),
+            "batch at {}",
+            header.base_offset
+        );
+        assert!(
+            header.attributes.transactional,
+            "batch at {} is not transactional",
+            header.base_offset
+        );
         if let Some(marker) = batch.control_record() {
-            let expected = if TRANSACTIONS[transaction] == "commit" { ControlType::Commit } else { ControlType::Abort };
-            assert_eq!(marker.expect("control record").kind, expected, "marker {transaction}");
-            assert_eq!(in_transaction, RECORDS_PER_TRANSACTION, "records before marker {transaction}");
+            let expected = if TRANSACTIONS[transaction] == "commit" {
+                ControlType::Commit
+            } else {
+                ControlType::Abort
+            };
+            assert_eq!(
+                marker.expect("control record").kind,
+                expected,
+                "marker {transaction}"
+            );
+            assert_eq!(
+                in_transaction, RECORDS_PER_TRANSACTION,
+                "records before marker {transaction}"
+            );
             marker_offsets.push(header.base_offset);
             (transaction, in_transaction) = (transaction + 1, 0);
             continue;

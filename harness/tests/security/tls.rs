@@ -8,19 +8,46 @@ use harness::broker::{Broker, BrokerOptions, TlsFiles};
 use kafka_wire::conn::{connect, ConnectionConfig, TlsConfig};
 
 fn self_signed(dir: &Path, name: &str) -> TlsFiles {
-    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         // webpki refuses a CA certificate as the server's own: make it a leaf.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("the openssl command line (Debian package openssl) makes the test certificate");
-    assert!(status.status.success(), "openssl: {}", String::from_utf8_lossy(&status.stderr));
+    assert!(
+        status.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     TlsFiles { cert, key }
 }
 
@@ -34,17 +61,50 @@ async fn tls_connects_to_a_trusted_broker_and_refuses_an_untrusted_one() {
     std::fs::create_dir_all(&dir).unwrap();
     let served = self_signed(&dir, "broker");
     let stranger = self_signed(&dir, "stranger");
-    let options = BrokerOptions { tls: Some(served.clone()), die_with_parent: true, ..Default::default() };
+    let options = BrokerOptions {
+        tls: Some(served.clone()),
+        die_with_parent: true,
+        ..Default::default()
+    };
     let broker = Broker::start(options).await.expect("start a TLS broker");
 
-    let trusted = TlsConfig { ca_location: Some(served.cert.clone()), server_name: None };
-    let connection = connect(&broker.bootstrap(), Some(&trusted), ConnectionConfig::default()).await.expect("TLS handshake");
-    harness::wire_ops::create_topic(&connection, "tls", 1).await.expect("a request over TLS");
+    let trusted = TlsConfig {
+        ca_location: Some(served.cert.clone()),
+        server_name: None,
+    };
+    let connection = connect(
+        &broker.bootstrap(),
+        Some(&trusted),
+        ConnectionConfig::default(),
+    )
+    .await
+    .expect("TLS handshake");
+    harness::wire_ops::create_topic(&connection, "tls", 1)
+        .await
+        .expect("a request over TLS");
 
-    let untrusted = TlsConfig { ca_location: Some(stranger.cert), server_name: None };
-    let refused = connect(&broker.bootstrap(), Some(&untrusted), ConnectionConfig::default()).await.unwrap_err();
-    assert!(matches!(refused, kafka_wire::ConnError::Tls(_)), "{refused}");
+    let untrusted = TlsConfig {
+        ca_location: Some(stranger.cert),
+        server_name: None,
+    };
+    let refused = connect(
+        &broker.bootstrap(),
+        Some(&untrusted),
+        ConnectionConfig::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(refused, kafka_wire::ConnError::Tls(_)),
+        "{refused}"
+    );
 
-    let plaintext = ConnectionConfig { request_timeout: std::time::Duration::from_secs(3), ..ConnectionConfig::default() };
-    assert!(connect(&broker.bootstrap(), None, plaintext).await.is_err(), "plaintext must be refused by a TLS-only listener");
+    let plaintext = ConnectionConfig {
+        request_timeout: std::time::Duration::from_secs(3),
+        ..ConnectionConfig::default()
+    };
+    assert!(
+        connect(&broker.bootstrap(), None, plaintext).await.is_err(),
+        "plaintext must be refused by a TLS-only listener"
+    );
 }

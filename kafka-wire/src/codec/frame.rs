@@ -25,7 +25,10 @@ pub struct FrameDecoder {
 impl FrameDecoder {
     /// A decoder that rejects frames larger than `max_frame_size`.
     pub fn new(max_frame_size: usize) -> Self {
-        Self { max_frame_size, pending: None }
+        Self {
+            max_frame_size,
+            pending: None,
+        }
     }
 
     /// Takes one complete frame body from the front of `buf`, if there is one.
@@ -36,7 +39,8 @@ impl FrameDecoder {
                 if buf.len() < 4 {
                     return Ok(None);
                 }
-                let size = self.check_size(i32::from_be_bytes(buf[..4].try_into().expect("4 bytes")))?;
+                let size =
+                    self.check_size(i32::from_be_bytes(buf[..4].try_into().expect("4 bytes")))?;
                 buf.advance(4);
                 self.pending = Some(size);
                 size
@@ -54,7 +58,10 @@ impl FrameDecoder {
     fn check_size(&self, size: i32) -> Result<usize, CodecError> {
         let size = usize::try_from(size).map_err(|_| CodecError::NegativeFrameSize(size))?;
         if size > self.max_frame_size {
-            return Err(CodecError::FrameTooLarge { size, max: self.max_frame_size });
+            return Err(CodecError::FrameTooLarge {
+                size,
+                max: self.max_frame_size,
+            });
         }
         Ok(size)
     }
@@ -76,7 +83,10 @@ mod tests {
         let mut buf = BytesMut::from(&[0, 0, 0, 3, b'a'][..]);
         assert_eq!(decoder.decode(&mut buf).unwrap(), None);
         buf.extend_from_slice(b"bc\x00\x00\x00\x00");
-        assert_eq!(decoder.decode(&mut buf).unwrap().as_deref(), Some(&b"abc"[..]));
+        assert_eq!(
+            decoder.decode(&mut buf).unwrap().as_deref(),
+            Some(&b"abc"[..])
+        );
         assert_eq!(decoder.decode(&mut buf).unwrap().as_deref(), Some(&b""[..]));
         assert!(buf.is_empty());
     }
@@ -88,7 +98,10 @@ mod tests {
         let capacity = buf.capacity();
         assert_eq!(
             decoder.decode(&mut buf),
-            Err(CodecError::FrameTooLarge { size: 0x7fff_ffff, max: 1024 })
+            Err(CodecError::FrameTooLarge {
+                size: 0x7fff_ffff,
+                max: 1024
+            })
         );
         assert_eq!(buf.capacity(), capacity);
     }
@@ -129,6 +142,9 @@ mod tests {
     fn negative_prefix_is_rejected() {
         let mut decoder = FrameDecoder::default();
         let mut buf = BytesMut::from(&(-5i32).to_be_bytes()[..]);
-        assert_eq!(decoder.decode(&mut buf), Err(CodecError::NegativeFrameSize(-5)));
+        assert_eq!(
+            decoder.decode(&mut buf),
+            Err(CodecError::NegativeFrameSize(-5))
+        );
     }
 }

@@ -31,7 +31,14 @@ impl RequestHeader {
     /// Writes the header in `header_version` (1 or 2; 0 is gone since Kafka 4.0
     /// except for ControlledShutdown, which clients never send).
     pub fn encode(&self, buf: &mut impl BufMut, header_version: i16) {
-        encode_request_header(buf, self.api_key, self.api_version, self.correlation_id, self.client_id.as_deref(), header_version);
+        encode_request_header(
+            buf,
+            self.api_key,
+            self.api_version,
+            self.correlation_id,
+            self.client_id.as_deref(),
+            header_version,
+        );
     }
 
     /// Reads a header in `header_version` from the front of `frame` (used by
@@ -41,11 +48,20 @@ impl RequestHeader {
         let api_key = frame.get_i16();
         let api_version = frame.get_i16();
         let correlation_id = frame.get_i32();
-        let client_id = if header_version >= 1 { read_nullable_string(frame)? } else { None };
+        let client_id = if header_version >= 1 {
+            read_nullable_string(frame)?
+        } else {
+            None
+        };
         if header_version >= 2 {
             skip_tagged_fields(frame)?;
         }
-        Ok(Self { api_key, api_version, correlation_id, client_id })
+        Ok(Self {
+            api_key,
+            api_version,
+            correlation_id,
+            client_id,
+        })
     }
 }
 
@@ -105,7 +121,11 @@ impl ResponseHeader {
 
 fn need(buf: &Bytes, needed: usize, what: &'static str) -> Result<(), CodecError> {
     if buf.len() < needed {
-        return Err(CodecError::Truncated { what, needed, available: buf.len() });
+        return Err(CodecError::Truncated {
+            what,
+            needed,
+            available: buf.len(),
+        });
     }
     Ok(())
 }
@@ -118,7 +138,9 @@ fn read_nullable_string(buf: &mut Bytes) -> Result<Option<String>, CodecError> {
     }
     need(buf, len as usize, "client_id")?;
     let raw = buf.split_to(len as usize);
-    String::from_utf8(raw.to_vec()).map(Some).map_err(|_| CodecError::Malformed("client_id is not UTF-8"))
+    String::from_utf8(raw.to_vec())
+        .map(Some)
+        .map_err(|_| CodecError::Malformed("client_id is not UTF-8"))
 }
 
 /// Reads an unsigned varint (at most 5 bytes, as the protocol's `UNSIGNED_VARINT`).
@@ -126,7 +148,11 @@ pub fn read_unsigned_varint(buf: &mut Bytes) -> Result<u32, CodecError> {
     let mut value: u32 = 0;
     for index in 0..5 {
         if !buf.has_remaining() {
-            return Err(CodecError::Truncated { what: "unsigned varint", needed: index + 1, available: index });
+            return Err(CodecError::Truncated {
+                what: "unsigned varint",
+                needed: index + 1,
+                available: index,
+            });
         }
         let byte = buf.get_u8();
         value |= u32::from(byte & 0x7f) << (7 * index);
@@ -163,7 +189,12 @@ mod tests {
 
     #[test]
     fn request_header_round_trips() {
-        let header = RequestHeader { api_key: 1, api_version: 12, correlation_id: -3, client_id: None };
+        let header = RequestHeader {
+            api_key: 1,
+            api_version: 12,
+            correlation_id: -3,
+            client_id: None,
+        };
         let mut buf = bytes::BytesMut::new();
         header.encode(&mut buf, 2);
         assert_eq!(RequestHeader::decode(&mut buf.freeze(), 2).unwrap(), header);
@@ -202,6 +233,9 @@ mod tests {
     #[test]
     fn tagged_field_longer_than_frame_is_an_error() {
         let mut frame = Bytes::from_static(&[0, 0, 0, 9, 1, 0, 0x7f]);
-        assert!(matches!(ResponseHeader::decode(&mut frame, 1), Err(CodecError::Truncated { .. })));
+        assert!(matches!(
+            ResponseHeader::decode(&mut frame, 1),
+            Err(CodecError::Truncated { .. })
+        ));
     }
 }

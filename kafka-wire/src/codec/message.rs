@@ -16,7 +16,14 @@ pub fn encode_request<R: Request>(
 ) -> Result<(), CodecError> {
     let start = buf.len();
     buf.put_i32(0); // size, patched below
-    encode_request_header(buf, R::KEY, version, correlation_id, client_id, R::header_version(version));
+    encode_request_header(
+        buf,
+        R::KEY,
+        version,
+        correlation_id,
+        client_id,
+        R::header_version(version),
+    );
     body.encode(buf, version).map_err(|e| CodecError::Encode {
         api: api_name(R::KEY),
         version,
@@ -28,7 +35,10 @@ pub fn encode_request<R: Request>(
 }
 
 /// Decodes a response frame (without its size prefix) to `R`'s response type.
-pub fn decode_response<R: Request>(mut frame: Bytes, version: i16) -> Result<(ResponseHeader, R::Response), CodecError> {
+pub fn decode_response<R: Request>(
+    mut frame: Bytes,
+    version: i16,
+) -> Result<(ResponseHeader, R::Response), CodecError> {
     let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))?;
     let body = decode_body::<R>(frame, version)?;
     Ok((header, body))

@@ -62,7 +62,13 @@ pub enum VersionError {
 fn range<R: Request>(min: i16, max: i16) -> (i16, ApiVersionRange) {
     // Never claim a version the message crate cannot encode.
     let supported = R::VERSIONS;
-    (R::KEY, ApiVersionRange { min: min.max(supported.min), max: max.min(supported.max) })
+    (
+        R::KEY,
+        ApiVersionRange {
+            min: min.max(supported.min),
+            max: max.min(supported.max),
+        },
+    )
 }
 
 /// The versions this client speaks, per API key.
@@ -117,24 +123,45 @@ impl NegotiatedVersions {
         let broker = response
             .api_keys
             .iter()
-            .map(|k| (k.api_key, ApiVersionRange { min: k.min_version, max: k.max_version }))
+            .map(|k| {
+                (
+                    k.api_key,
+                    ApiVersionRange {
+                        min: k.min_version,
+                        max: k.max_version,
+                    },
+                )
+            })
             .collect();
         Self { broker }
     }
 
     /// From explicit broker ranges (tests, scripted brokers).
     pub fn from_ranges(broker: impl IntoIterator<Item = (i16, ApiVersionRange)>) -> Self {
-        Self { broker: broker.into_iter().collect() }
+        Self {
+            broker: broker.into_iter().collect(),
+        }
     }
 
     /// The highest version of `api_key` both sides speak.
     pub fn version(&self, api_key: i16) -> Result<i16, VersionError> {
-        let client = *client_ranges().get(&api_key).ok_or(VersionError::NotImplemented(api_key))?;
+        let client = *client_ranges()
+            .get(&api_key)
+            .ok_or(VersionError::NotImplemented(api_key))?;
         let api = api_name(api_key);
-        let broker = *self.broker.get(&api_key).ok_or(VersionError::NotOffered { api, api_key, client })?;
+        let broker = *self.broker.get(&api_key).ok_or(VersionError::NotOffered {
+            api,
+            api_key,
+            client,
+        })?;
         let (min, max) = (client.min.max(broker.min), client.max.min(broker.max));
         if min > max {
-            return Err(VersionError::NoOverlap { api, api_key, client, broker });
+            return Err(VersionError::NoOverlap {
+                api,
+                api_key,
+                client,
+                broker,
+            });
         }
         Ok(max)
     }
@@ -161,7 +188,11 @@ mod tests {
     use super::*;
 
     fn broker(ranges: &[(i16, i16, i16)]) -> NegotiatedVersions {
-        NegotiatedVersions::from_ranges(ranges.iter().map(|&(k, min, max)| (k, ApiVersionRange { min, max })))
+        NegotiatedVersions::from_ranges(
+            ranges
+                .iter()
+                .map(|&(k, min, max)| (k, ApiVersionRange { min, max })),
+        )
     }
 
     #[test]
@@ -176,13 +207,25 @@ mod tests {
         let versions = broker(&[(0, 0, 2)]);
         let err = versions.version(0).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("Produce") && text.contains("v0..=v2") && text.contains("v3..=v11"), "{text}");
+        assert!(
+            text.contains("Produce") && text.contains("v0..=v2") && text.contains("v3..=v11"),
+            "{text}"
+        );
     }
 
     #[test]
     fn missing_api_is_named() {
         let err = broker(&[]).version(22).unwrap_err();
-        assert!(matches!(err, VersionError::NotOffered { api: "InitProducerId", .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                VersionError::NotOffered {
+                    api: "InitProducerId",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -79,7 +79,10 @@ impl Shared {
         warn!(error = %cause, in_flight = state.pending.len(), "connection poisoned");
         state.poisoned = Some(cause.clone());
         for (_, pending) in state.pending.drain() {
-            let _ = pending.reply.send(Err(ConnError::Poisoned { cause: cause.clone(), sent: true }));
+            let _ = pending.reply.send(Err(ConnError::Poisoned {
+                cause: cause.clone(),
+                sent: true,
+            }));
         }
         cause
     }
@@ -94,14 +97,21 @@ impl Shared {
             }));
         };
         let correlation_id = i32::from_be_bytes(*id_bytes);
-        let pending = self.state.lock().expect("connection state lock").pending.remove(&correlation_id);
+        let pending = self
+            .state
+            .lock()
+            .expect("connection state lock")
+            .pending
+            .remove(&correlation_id);
         match pending {
             // The caller may have stopped waiting; its response is dropped.
             Some(pending) => {
                 let _ = pending.reply.send(Ok(frame));
                 Ok(())
             }
-            None => Err(ConnError::UnexpectedCorrelationId { received: correlation_id }),
+            None => Err(ConnError::UnexpectedCorrelationId {
+                received: correlation_id,
+            }),
         }
     }
 }
@@ -132,7 +142,9 @@ pub struct Connection {
 
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection").field("poisoned", &self.poison_cause()).finish()
+        f.debug_struct("Connection")
+            .field("poisoned", &self.poison_cause())
+            .finish()
     }
 }
 
@@ -158,10 +170,14 @@ impl Connection {
         T: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (reader, writer) = tokio::io::split(stream);
-        let shared = Arc::new(Shared { state: Mutex::new(State::default()) });
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+        });
         let (outgoing, queue) = mpsc::unbounded_channel();
         let span = tracing::debug_span!("connection", client_id = ?config.client_id);
-        let read_task = tokio::spawn(read_loop(reader, shared.clone(), config.max_frame_size).instrument(span.clone()));
+        let read_task = tokio::spawn(
+            read_loop(reader, shared.clone(), config.max_frame_size).instrument(span.clone()),
+        );
         let write_task = tokio::spawn(write_loop(writer, queue, shared.clone()).instrument(span));
         Self {
             handle: Arc::new(Handle {
@@ -178,12 +194,21 @@ impl Connection {
     /// Versions negotiated on this connection (empty before the handshake).
     pub fn versions(&self) -> &NegotiatedVersions {
         static EMPTY: OnceLock<NegotiatedVersions> = OnceLock::new();
-        self.handle.versions.get().unwrap_or_else(|| EMPTY.get_or_init(NegotiatedVersions::default))
+        self.handle
+            .versions
+            .get()
+            .unwrap_or_else(|| EMPTY.get_or_init(NegotiatedVersions::default))
     }
 
     /// The failure that poisoned this connection, if any.
     pub fn poison_cause(&self) -> Option<Arc<ConnError>> {
-        self.handle.shared.state.lock().expect("connection state lock").poisoned.clone()
+        self.handle
+            .shared
+            .state
+            .lock()
+            .expect("connection state lock")
+            .poisoned
+            .clone()
     }
 
     /// True once the connection failed; open a new one.
@@ -198,14 +223,22 @@ impl Connection {
     }
 
     /// Sends `request` at an explicit `version` and awaits its response.
-    pub async fn send_version<R: Request>(&self, request: &R, version: i16) -> Result<R::Response, ConnError> {
+    pub async fn send_version<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, ConnError> {
         let frame = self.send_raw(request, version).await?;
         self.decode::<R>(frame, version)
     }
 
     /// Sends `request` and returns the undecoded response frame (header and
     /// body, without the size prefix) — for capturing fixtures and for proxies.
-    pub async fn send_raw<R: Request>(&self, request: &R, version: i16) -> Result<Bytes, ConnError> {
+    pub async fn send_raw<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<Bytes, ConnError> {
         let (correlation_id, reply) = self.submit(request, version, true)?;
         let reply = reply.expect("a reply channel was requested");
         self.await_reply(R::KEY, correlation_id, reply).await
@@ -213,7 +246,11 @@ impl Connection {
 
     /// Sends a request the broker does not answer (Produce with `acks=0`):
     /// no correlation slot is held for it.
-    pub fn send_without_response<R: Request>(&self, request: &R, version: i16) -> Result<(), ConnError> {
+    pub fn send_without_response<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<(), ConnError> {
         self.submit(request, version, false).map(|_| ())
     }
 
@@ -226,13 +263,25 @@ impl Connection {
         version: i16,
         expect_response: bool,
     ) -> Result<(i32, Option<oneshot::Receiver<Result<Bytes, ConnError>>>), ConnError> {
-        let correlation_id = self.handle.next_correlation_id.fetch_add(1, Ordering::Relaxed) & i32::MAX;
+        let correlation_id = self
+            .handle
+            .next_correlation_id
+            .fetch_add(1, Ordering::Relaxed)
+            & i32::MAX;
         let mut buf = BytesMut::with_capacity(64);
-        encode_request(&mut buf, correlation_id, self.handle.config.client_id.as_deref(), version, request)?;
+        encode_request(
+            &mut buf,
+            correlation_id,
+            self.handle.config.client_id.as_deref(),
+            version,
+            request,
+        )?;
         let reply = self.register(correlation_id, expect_response)?;
         if self.handle.outgoing.send(buf.freeze()).is_err() {
             // The writer stopped: it poisoned the connection on its way out.
-            let cause = self.poison_cause().unwrap_or_else(|| Arc::new(ConnError::Closed));
+            let cause = self
+                .poison_cause()
+                .unwrap_or_else(|| Arc::new(ConnError::Closed));
             return Err(ConnError::Poisoned { cause, sent: false });
         }
         Ok((correlation_id, reply))
@@ -243,9 +292,17 @@ impl Connection {
         correlation_id: i32,
         expect_response: bool,
     ) -> Result<Option<oneshot::Receiver<Result<Bytes, ConnError>>>, ConnError> {
-        let mut state = self.handle.shared.state.lock().expect("connection state lock");
+        let mut state = self
+            .handle
+            .shared
+            .state
+            .lock()
+            .expect("connection state lock");
         if let Some(cause) = &state.poisoned {
-            return Err(ConnError::Poisoned { cause: cause.clone(), sent: false });
+            return Err(ConnError::Poisoned {
+                cause: cause.clone(),
+                sent: false,
+            });
         }
         if !expect_response {
             return Ok(None);
@@ -268,7 +325,11 @@ impl Connection {
             Err(_) => {
                 // Like the Java client: a timed-out request closes the connection,
                 // since its late response would otherwise arrive unmatched.
-                let error = ConnError::Timeout { api: api_name(api_key), correlation_id, after: timeout };
+                let error = ConnError::Timeout {
+                    api: api_name(api_key),
+                    correlation_id,
+                    after: timeout,
+                };
                 self.handle.shared.poison(error.clone());
                 Err(error)
             }
@@ -276,7 +337,9 @@ impl Connection {
     }
 
     fn poisoned_in_flight(&self) -> ConnError {
-        let cause = self.poison_cause().unwrap_or_else(|| Arc::new(ConnError::Closed));
+        let cause = self
+            .poison_cause()
+            .unwrap_or_else(|| Arc::new(ConnError::Closed));
         ConnError::Poisoned { cause, sent: true }
     }
 
@@ -307,7 +370,10 @@ impl Connection {
                     return Ok(NegotiatedVersions::from_response(&response));
                 }
                 KafkaCode(35) => {
-                    let theirs = response.api_keys.iter().find(|k| k.api_key == ApiVersionsRequest::KEY);
+                    let theirs = response
+                        .api_keys
+                        .iter()
+                        .find(|k| k.api_key == ApiVersionsRequest::KEY);
                     let ours = client_ranges()[&ApiVersionsRequest::KEY];
                     version = theirs.map_or(0, |k| k.max_version.min(ours.max));
                 }
@@ -319,7 +385,11 @@ impl Connection {
 
     /// One ApiVersions exchange. A broker that does not speak `version` answers
     /// with a v0 body (KIP-511), so a body that fails at `version` is read as v0.
-    async fn api_versions(&self, request: &ApiVersionsRequest, version: i16) -> Result<ApiVersionsResponse, ConnError> {
+    async fn api_versions(
+        &self,
+        request: &ApiVersionsRequest,
+        version: i16,
+    ) -> Result<ApiVersionsResponse, ConnError> {
         let frame = self.send_raw(request, version).await?;
         let mut body = frame.clone();
         ResponseHeader::decode(&mut body, 0)?;
@@ -331,7 +401,11 @@ impl Connection {
     }
 }
 
-async fn read_loop<T: AsyncRead>(mut reader: ReadHalf<T>, shared: Arc<Shared>, max_frame_size: usize) {
+async fn read_loop<T: AsyncRead>(
+    mut reader: ReadHalf<T>,
+    shared: Arc<Shared>,
+    max_frame_size: usize,
+) {
     let mut decoder = FrameDecoder::new(max_frame_size);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let failure = loop {
@@ -351,14 +425,22 @@ async fn read_loop<T: AsyncRead>(mut reader: ReadHalf<T>, shared: Arc<Shared>, m
     shared.poison(failure);
 }
 
-fn decode_available(decoder: &mut FrameDecoder, buf: &mut BytesMut, shared: &Shared) -> Result<(), ConnError> {
+fn decode_available(
+    decoder: &mut FrameDecoder,
+    buf: &mut BytesMut,
+    shared: &Shared,
+) -> Result<(), ConnError> {
     while let Some(frame) = decoder.decode(buf)? {
         shared.dispatch(frame)?;
     }
     Ok(())
 }
 
-async fn write_loop<T: AsyncWrite>(mut writer: WriteHalf<T>, mut queue: mpsc::UnboundedReceiver<Bytes>, shared: Arc<Shared>) {
+async fn write_loop<T: AsyncWrite>(
+    mut writer: WriteHalf<T>,
+    mut queue: mpsc::UnboundedReceiver<Bytes>,
+    shared: Arc<Shared>,
+) {
     while let Some(frame) = queue.recv().await {
         let mut result = writer.write_all(&frame).await;
         // Coalesce: flush only once the queue is drained.

@@ -97,6 +97,9 @@ impl ConnError {
 
 impl From<std::io::Error> for ConnError {
     fn from(e: std::io::Error) -> Self {
-        Self::Io { kind: e.kind(), message: e.to_string() }
+        Self::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
     }
 }

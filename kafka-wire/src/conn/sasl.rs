@@ -76,7 +76,11 @@ pub async fn authenticate(connection: &Connection, config: &SaslConfig) -> Resul
             exchange(connection, message.into_bytes()).await?;
         }
         SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
-            let hash = if config.mechanism == SaslMechanism::ScramSha256 { ScramHash::Sha256 } else { ScramHash::Sha512 };
+            let hash = if config.mechanism == SaslMechanism::ScramSha256 {
+                ScramHash::Sha256
+            } else {
+                ScramHash::Sha512
+            };
             let mut scram = ScramClient::new(hash, &config.username, &config.password);
             let server_first = exchange(connection, scram.client_first()).await?;
             let client_final = scram.client_final(&server_first)?;
@@ -89,7 +93,8 @@ pub async fn authenticate(connection: &Connection, config: &SaslConfig) -> Resul
 }
 
 async fn handshake(connection: &Connection, mechanism: SaslMechanism) -> Result<(), ConnError> {
-    let request = SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
+    let request =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism.name()));
     let response = connection.send(&request).await?;
     match KafkaCode(response.error_code) {
         KafkaCode::NONE => Ok(()),

@@ -77,7 +77,10 @@ pub struct ServerFirst {
 
 /// Parses `r=…,s=…,i=…` (extensions after `i` are ignored).
 pub fn parse_server_first(message: &[u8]) -> Result<ServerFirst, SaslError> {
-    let malformed = |reason: &str| SaslError::Malformed { message: "server-first", reason: reason.into() };
+    let malformed = |reason: &str| SaslError::Malformed {
+        message: "server-first",
+        reason: reason.into(),
+    };
     let text = std::str::from_utf8(message).map_err(|_| malformed("not UTF-8"))?;
     let mut fields = text.split(',');
     let nonce = attribute(fields.next(), 'r').ok_or_else(|| malformed("missing r="))?;
@@ -86,12 +89,20 @@ pub fn parse_server_first(message: &[u8]) -> Result<ServerFirst, SaslError> {
     if nonce.is_empty() {
         return Err(malformed("empty nonce"));
     }
-    let salt = BASE64.decode(salt).map_err(|_| malformed("salt is not base64"))?;
-    let iterations: u32 = iterations.parse().map_err(|_| malformed("iteration count is not a number"))?;
+    let salt = BASE64
+        .decode(salt)
+        .map_err(|_| malformed("salt is not base64"))?;
+    let iterations: u32 = iterations
+        .parse()
+        .map_err(|_| malformed("iteration count is not a number"))?;
     if iterations == 0 || iterations > MAX_ITERATIONS {
         return Err(SaslError::Iterations(iterations));
     }
-    Ok(ServerFirst { nonce: nonce.to_owned(), salt, iterations })
+    Ok(ServerFirst {
+        nonce: nonce.to_owned(),
+        salt,
+        iterations,
+    })
 }
 
 /// Parsed server-final message.
@@ -105,14 +116,20 @@ pub enum ServerFinal {
 
 /// Parses `v=…` or `e=…`.
 pub fn parse_server_final(message: &[u8]) -> Result<ServerFinal, SaslError> {
-    let malformed = |reason: &str| SaslError::Malformed { message: "server-final", reason: reason.into() };
+    let malformed = |reason: &str| SaslError::Malformed {
+        message: "server-final",
+        reason: reason.into(),
+    };
     let text = std::str::from_utf8(message).map_err(|_| malformed("not UTF-8"))?;
     let first = text.split(',').next();
     if let Some(error) = attribute(first, 'e') {
         return Ok(ServerFinal::Error(error.to_owned()));
     }
     let verifier = attribute(first, 'v').ok_or_else(|| malformed("missing v= or e="))?;
-    BASE64.decode(verifier).map(ServerFinal::Verifier).map_err(|_| malformed("verifier is not base64"))
+    BASE64
+        .decode(verifier)
+        .map(ServerFinal::Verifier)
+        .map_err(|_| malformed("verifier is not base64"))
 }
 
 fn attribute(field: Option<&str>, name: char) -> Option<&str> {
@@ -159,7 +176,9 @@ impl ScramClient {
     /// Answers the server-first message with the client-final message.
     pub fn client_final(&mut self, server_first: &[u8]) -> Result<Vec<u8>, SaslError> {
         let parsed = parse_server_first(server_first)?;
-        if !parsed.nonce.starts_with(&self.client_nonce) || parsed.nonce.len() == self.client_nonce.len() {
+        if !parsed.nonce.starts_with(&self.client_nonce)
+            || parsed.nonce.len() == self.client_nonce.len()
+        {
             return Err(SaslError::NonceMismatch);
         }
         let without_proof = format!("c=biws,r={}", parsed.nonce);
@@ -169,10 +188,21 @@ impl ScramClient {
             String::from_utf8_lossy(server_first),
             without_proof
         );
-        let keys = derive_keys(self.hash, self.password.as_bytes(), &parsed.salt, parsed.iterations);
+        let keys = derive_keys(
+            self.hash,
+            self.password.as_bytes(),
+            &parsed.salt,
+            parsed.iterations,
+        );
         let client_signature = hmac(self.hash, &keys.stored_key, auth_message.as_bytes());
-        let proof: Vec<u8> = keys.client_key.iter().zip(&client_signature).map(|(k, s)| k ^ s).collect();
-        self.expected_server_signature = Some(hmac(self.hash, &keys.server_key, auth_message.as_bytes()));
+        let proof: Vec<u8> = keys
+            .client_key
+            .iter()
+            .zip(&client_signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        self.expected_server_signature =
+            Some(hmac(self.hash, &keys.server_key, auth_message.as_bytes()));
         Ok(format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes())
     }
 
@@ -181,10 +211,13 @@ impl ScramClient {
         match parse_server_final(server_final)? {
             ServerFinal::Error(error) => Err(SaslError::ServerError(error)),
             ServerFinal::Verifier(signature) => {
-                let expected = self.expected_server_signature.as_deref().ok_or(SaslError::Malformed {
-                    message: "server-final",
-                    reason: "arrived before server-first".into(),
-                })?;
+                let expected =
+                    self.expected_server_signature
+                        .as_deref()
+                        .ok_or(SaslError::Malformed {
+                            message: "server-final",
+                            reason: "arrived before server-first".into(),
+                        })?;
                 if constant_time_eq(expected, &signature) {
                     Ok(())
                 } else {
@@ -203,8 +236,12 @@ struct Keys {
 
 fn derive_keys(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -> Keys {
     let salted = match hash {
-        ScramHash::Sha256 => pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations).to_vec(),
-        ScramHash::Sha512 => pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password, salt, iterations).to_vec(),
+        ScramHash::Sha256 => {
+            pbkdf2::pbkdf2_hmac_array::<Sha256, 32>(password, salt, iterations).to_vec()
+        }
+        ScramHash::Sha512 => {
+            pbkdf2::pbkdf2_hmac_array::<Sha512, 64>(password, salt, iterations).to_vec()
+        }
     };
     let client_key = hmac(hash, &salted, b"Client Key");
     let stored_key = match hash {
@@ -212,7 +249,11 @@ fn derive_keys(hash: ScramHash, password: &[u8], salt: &[u8], iterations: u32) -
         ScramHash::Sha512 => Sha512::digest(&client_key).to_vec(),
     };
     let server_key = hmac(hash, &salted, b"Server Key");
-    Keys { client_key, stored_key, server_key }
+    Keys {
+        client_key,
+        stored_key,
+        server_key,
+    }
 }
 
 fn hmac(hash: ScramHash, key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -239,18 +280,22 @@ mod tests {
     use super::*;
 
     // RFC 7677 section 3: the SCRAM-SHA-256 example exchange.
-    const SERVER_FIRST: &[u8] = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+    const SERVER_FIRST: &[u8] =
+        b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
 
     #[test]
     fn rfc_7677_sha256_exchange() {
-        let mut client = ScramClient::with_nonce(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
+        let mut client =
+            ScramClient::with_nonce(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO");
         assert_eq!(client.client_first(), b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
         let client_final = client.client_final(SERVER_FIRST).unwrap();
         assert_eq!(
             String::from_utf8(client_final).unwrap(),
             "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
         );
-        client.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
+        client
+            .verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
         assert_eq!(
             client.verify_server_final(b"v=AAAATRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="),
             Err(SaslError::ServerSignature)
@@ -270,7 +315,11 @@ mod tests {
             b"r=abc,s=c2FsdA==,i=4096",
             b"\xff\xfe",
         ] {
-            assert!(client.client_final(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                client.client_final(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 
@@ -282,6 +331,9 @@ mod tests {
 
     #[test]
     fn server_error_is_reported() {
-        assert_eq!(parse_server_final(b"e=invalid-proof").unwrap(), ServerFinal::Error("invalid-proof".into()));
+        assert_eq!(
+            parse_server_final(b"e=invalid-proof").unwrap(),
+            ServerFinal::Error("invalid-proof".into())
+        );
     }
 }

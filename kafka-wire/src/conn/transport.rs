@@ -32,7 +32,11 @@ pub enum Transport {
 
 /// Connects to `address` (`host:port`), optionally with TLS, and runs the
 /// connection handshake (ApiVersions, then SASL when configured).
-pub async fn connect(address: &str, tls: Option<&TlsConfig>, config: ConnectionConfig) -> Result<Connection, ConnError> {
+pub async fn connect(
+    address: &str,
+    tls: Option<&TlsConfig>,
+    config: ConnectionConfig,
+) -> Result<Connection, ConnError> {
     let tcp = TcpStream::connect(address).await?;
     tcp.set_nodelay(true)?;
     let transport = match tls {
@@ -43,7 +47,11 @@ pub async fn connect(address: &str, tls: Option<&TlsConfig>, config: ConnectionC
 }
 
 #[cfg(not(feature = "tls"))]
-async fn wrap_tls(_tcp: TcpStream, _address: &str, _tls: &TlsConfig) -> Result<Transport, ConnError> {
+async fn wrap_tls(
+    _tcp: TcpStream,
+    _address: &str,
+    _tls: &TlsConfig,
+) -> Result<Transport, ConnError> {
     Err(ConnError::Config {
         key: "security.protocol",
         reason: "SSL needs kafka-wire built with the `tls` feature; this build allows PLAINTEXT and SASL_PLAINTEXT".into(),
@@ -60,14 +68,22 @@ async fn wrap_tls(tcp: TcpStream, address: &str, tls: &TlsConfig) -> Result<Tran
         key: "ssl.ca.location",
         reason: "required for SSL: a PEM file of the certificates to trust".into(),
     })?;
-    let pem = std::fs::read(ca).map_err(|e| ConnError::Config { key: "ssl.ca.location", reason: format!("{}: {e}", ca.display()) })?;
+    let pem = std::fs::read(ca).map_err(|e| ConnError::Config {
+        key: "ssl.ca.location",
+        reason: format!("{}: {e}", ca.display()),
+    })?;
     let mut roots = RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut &pem[..]) {
         let cert = cert.map_err(|e| ConnError::Tls(e.to_string()))?;
         roots.add(cert).map_err(|e| ConnError::Tls(e.to_string()))?;
     }
-    let config = ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let host = tls.server_name.clone().unwrap_or_else(|| host_of(address).to_owned());
+    let config = ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let host = tls
+        .server_name
+        .clone()
+        .unwrap_or_else(|| host_of(address).to_owned());
     let name = ServerName::try_from(host.clone()).map_err(|_| ConnError::Config {
         key: "ssl.endpoint.identification.algorithm",
         reason: format!("`{host}` is not a valid DNS name or IP address"),
@@ -88,7 +104,11 @@ fn host_of(address: &str) -> &str {
 }
 
 impl AsyncRead for Transport {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
@@ -98,7 +118,11 @@ impl AsyncRead for Transport {
 }
 
 impl AsyncWrite for Transport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]

@@ -164,7 +164,10 @@ mod tests {
     #[test]
     fn codec_ids_five_to_seven_are_errors() {
         for id in 5..=7 {
-            assert_eq!(Compression::from_id(id), Err(RecordsError::UnknownCompression(id)));
+            assert_eq!(
+                Compression::from_id(id),
+                Err(RecordsError::UnknownCompression(id))
+            );
         }
     }
 }

@@ -30,7 +30,10 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        Self { max_decompressed_bytes: 128 * 1024 * 1024, verify_crc: true }
+        Self {
+            max_decompressed_bytes: 128 * 1024 * 1024,
+            verify_crc: true,
+        }
     }
 }
 
@@ -73,7 +76,8 @@ impl BatchHeader {
 
     /// Offset of the batch's last record as written.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset.saturating_add(i64::from(self.last_offset_delta))
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 }
 
@@ -119,7 +123,10 @@ fn complete_batch_len(input: &[u8]) -> Result<Option<usize>, RecordsError> {
     let batch_length = read_i32(input, BATCH_LENGTH_OFFSET);
     let min_body = (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32;
     if batch_length < min_body {
-        return Err(RecordsError::InvalidLength { field: "batchLength", value: batch_length.into() });
+        return Err(RecordsError::InvalidLength {
+            field: "batchLength",
+            value: batch_length.into(),
+        });
     }
     // Check magic before trusting the rest: old message sets have another layout.
     if let Some(&magic) = input.get(MAGIC_OFFSET) {
@@ -186,18 +193,30 @@ fn decode_records(
         records.push(decode_record(header, &data, &mut pos)?);
     }
     if pos != data.len() {
-        return Err(RecordsError::Malformed("bytes left after the last declared record"));
+        return Err(RecordsError::Malformed(
+            "bytes left after the last declared record",
+        ));
     }
     Ok(records)
 }
 
-fn decode_record(header: &BatchHeader, data: &Bytes, pos: &mut usize) -> Result<Record, RecordsError> {
+fn decode_record(
+    header: &BatchHeader,
+    data: &Bytes,
+    pos: &mut usize,
+) -> Result<Record, RecordsError> {
     let length = get_varint(data, pos)?;
-    let body_len = usize::try_from(length)
-        .map_err(|_| RecordsError::InvalidLength { field: "record length", value: length.into() })?;
-    let end = pos.checked_add(body_len).filter(|&end| end <= data.len()).ok_or(
-        RecordsError::Truncated { needed: *pos + body_len, available: data.len() },
-    )?;
+    let body_len = usize::try_from(length).map_err(|_| RecordsError::InvalidLength {
+        field: "record length",
+        value: length.into(),
+    })?;
+    let end = pos
+        .checked_add(body_len)
+        .filter(|&end| end <= data.len())
+        .ok_or(RecordsError::Truncated {
+            needed: *pos + body_len,
+            available: data.len(),
+        })?;
     // Parse within this record's bounds; only key, value and headers become
     // `Bytes` handles into `data`.
     let body = Body { data, end };
@@ -208,7 +227,9 @@ fn decode_record(header: &BatchHeader, data: &Bytes, pos: &mut usize) -> Result<
     let value = body.nullable_bytes(pos, "valueLength")?;
     let headers = body.headers(pos)?;
     if *pos != end {
-        return Err(RecordsError::Malformed("record body length does not match its fields"));
+        return Err(RecordsError::Malformed(
+            "record body length does not match its fields",
+        ));
     }
     let timestamp = match header.attributes.timestamp_type {
         TimestampType::LogAppendTime => header.max_timestamp,
@@ -239,30 +260,45 @@ impl Body<'_> {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let count = usize::try_from(count)
-            .map_err(|_| RecordsError::InvalidLength { field: "headers count", value: count.into() })?;
+        let count = usize::try_from(count).map_err(|_| RecordsError::InvalidLength {
+            field: "headers count",
+            value: count.into(),
+        })?;
         // Each header takes at least two bytes (key length, value length).
         let mut headers = Vec::with_capacity(count.min(self.end.saturating_sub(*pos) / 2));
         for _ in 0..count {
-            let key = self
-                .nullable_bytes(pos, "headerKeyLength")?
-                .ok_or(RecordsError::InvalidLength { field: "headerKeyLength", value: -1 })?;
+            let key = self.nullable_bytes(pos, "headerKeyLength")?.ok_or(
+                RecordsError::InvalidLength {
+                    field: "headerKeyLength",
+                    value: -1,
+                },
+            )?;
             let value = self.nullable_bytes(pos, "headerValueLength")?;
             headers.push(Header { key, value });
         }
         Ok(headers)
     }
 
-    fn nullable_bytes(&self, pos: &mut usize, field: &'static str) -> Result<Option<Bytes>, RecordsError> {
+    fn nullable_bytes(
+        &self,
+        pos: &mut usize,
+        field: &'static str,
+    ) -> Result<Option<Bytes>, RecordsError> {
         let length = get_varint(self.bytes(), pos)?;
         if length == -1 {
             return Ok(None);
         }
-        let len = usize::try_from(length).map_err(|_| RecordsError::InvalidLength { field, value: length.into() })?;
-        let end = pos
-            .checked_add(len)
-            .filter(|&end| end <= self.end)
-            .ok_or(RecordsError::Truncated { needed: *pos + len, available: self.end })?;
+        let len = usize::try_from(length).map_err(|_| RecordsError::InvalidLength {
+            field,
+            value: length.into(),
+        })?;
+        let end =
+            pos.checked_add(len)
+                .filter(|&end| end <= self.end)
+                .ok_or(RecordsError::Truncated {
+                    needed: *pos + len,
+                    available: self.end,
+                })?;
         let bytes = self.data.slice(*pos..end);
         *pos = end;
         Ok(Some(bytes))
@@ -291,7 +327,13 @@ impl BatchReader {
 
     /// Reads batches from `data` with the given limits.
     pub fn with_options(data: Bytes, options: DecodeOptions) -> Self {
-        Self { data, pos: 0, options, finished: false, truncated_tail: false }
+        Self {
+            data,
+            pos: 0,
+            options,
+            finished: false,
+            truncated_tail: false,
+        }
     }
 
     /// True once the reader stopped at an incomplete trailing batch.

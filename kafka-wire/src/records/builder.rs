@@ -5,7 +5,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::attributes::{BatchAttributes, Compression, TimestampType};
 use super::compression;
-use super::varint::{put_varint, varint_len, varlong_len, write_unsigned, zigzag64, MAX_VARINT_LEN, MAX_VARLONG_LEN};
+use super::varint::{
+    unsigned_len, varint_len, varlong_len, write_unsigned, zigzag64, MAX_VARINT_LEN,
+};
 use super::{
     Header, RecordsError, ATTRIBUTES_OFFSET, BATCH_HEADER_LEN, BATCH_LENGTH_OFFSET, CRC_OFFSET,
     LOG_OVERHEAD, MAGIC_V2, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, PRODUCER_ID_OFFSET,
@@ -62,7 +64,10 @@ impl BatchBuilder {
         buf.put_bytes(0, BATCH_HEADER_LEN);
         Self {
             buf,
-            attributes: BatchAttributes { compression, ..BatchAttributes::default() },
+            attributes: BatchAttributes {
+                compression,
+                ..BatchAttributes::default()
+            },
             base_offset: 0,
             partition_leader_epoch: -1,
             base_timestamp: None,
@@ -118,8 +123,20 @@ impl BatchBuilder {
     }
 
     /// Size a record would add to this batch, for `batch.size` decisions.
-    pub fn record_size(&self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
-        let body = self.body_len(timestamp, key, value, headers);
+    pub fn record_size(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+    ) -> usize {
+        let base = self.base_timestamp.unwrap_or(timestamp);
+        let body = 1
+            + varlong_len(timestamp.wrapping_sub(base))
+            + varint_len(self.count)
+            + nullable_len(key)
+            + nullable_len(value)
+            + headers_len(headers);
         varint_len(body as i32) + body
     }
 
@@ -134,42 +151,40 @@ impl BatchBuilder {
         let offset_delta = self.count;
         let base_timestamp = *self.base_timestamp.get_or_insert(timestamp);
         self.max_timestamp = self.max_timestamp.max(timestamp);
-        let body = self.body_len(timestamp, key, value, headers);
-        let buf = &mut self.buf;
-        buf.reserve(varint_len(body as i32) + body);
-        // Fixed fields go through a stack buffer: one copy instead of a
-        // capacity check per varint byte.
-        let mut prefix = [0u8; 2 * MAX_VARINT_LEN + MAX_VARLONG_LEN + 1];
-        let mut len = 0;
-        write_unsigned(&mut prefix, &mut len, zigzag64(body as i64));
-        prefix[len] = 0; // record attributes: unused
-        len += 1;
-        write_unsigned(&mut prefix, &mut len, zigzag64(timestamp.wrapping_sub(base_timestamp)));
-        write_unsigned(&mut prefix, &mut len, zigzag64(i64::from(offset_delta)));
-        buf.extend_from_slice(&prefix[..len]);
-        put_nullable(buf, key);
-        put_nullable(buf, value);
-        put_varint(buf, headers.len() as i32);
-        for header in headers {
-            put_nullable(buf, Some(&header.key));
-            put_nullable(buf, header.value.as_deref());
+        let timestamp_delta = zigzag64(timestamp.wrapping_sub(base_timestamp));
+        let body = 1
+            + unsigned_len(timestamp_delta)
+            + varint_len(offset_delta)
+            + nullable_len(key)
+            + nullable_len(value)
+            + headers_len(headers);
+        self.buf.reserve(varint_len(body as i32) + body);
+        // Small fields are staged on the stack so a record costs two copies
+        // into the buffer (prefix with key, then value) instead of one per field.
+        let mut stage = Stage::default();
+        stage.unsigned(zigzag64(body as i64));
+        stage.byte(0); // record attributes: unused
+        stage.unsigned(timestamp_delta);
+        stage.unsigned(zigzag64(i64::from(offset_delta)));
+        stage.nullable(&mut self.buf, key);
+        stage.nullable_length(value);
+        stage.flush(&mut self.buf);
+        if let Some(value) = value {
+            self.buf.extend_from_slice(value);
         }
+        self.put_headers(headers);
         self.count += 1;
         offset_delta
     }
 
-    fn body_len(&self, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>, headers: &[Header]) -> usize {
-        let base = self.base_timestamp.unwrap_or(timestamp);
-        let header_bytes: usize = headers
-            .iter()
-            .map(|h| nullable_len(Some(&h.key)) + nullable_len(h.value.as_deref()))
-            .sum();
-        1 + varlong_len(timestamp.wrapping_sub(base))
-            + varint_len(self.count)
-            + nullable_len(key)
-            + nullable_len(value)
-            + varint_len(headers.len() as i32)
-            + header_bytes
+    fn put_headers(&mut self, headers: &[Header]) {
+        let mut stage = Stage::default();
+        stage.unsigned(zigzag64(headers.len() as i64));
+        for header in headers {
+            stage.nullable(&mut self.buf, Some(&header.key));
+            stage.nullable(&mut self.buf, header.value.as_deref());
+        }
+        stage.flush(&mut self.buf);
     }
 
     /// Seals the batch: compresses the records section if asked, writes the
@@ -214,7 +229,10 @@ impl BatchBuilder {
 /// CRC — for a KIP-360 epoch bump, which re-stamps batches not yet acknowledged.
 pub fn restamp(batch: &mut [u8], producer: ProducerState) -> Result<(), RecordsError> {
     if batch.len() < BATCH_HEADER_LEN {
-        return Err(RecordsError::Truncated { needed: BATCH_HEADER_LEN, available: batch.len() });
+        return Err(RecordsError::Truncated {
+            needed: BATCH_HEADER_LEN,
+            available: batch.len(),
+        });
     }
     let mut fields = &mut batch[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 14];
     fields.put_i64(producer.producer_id);
@@ -225,11 +243,19 @@ pub fn restamp(batch: &mut [u8], producer: ProducerState) -> Result<(), RecordsE
 }
 
 fn write_crc(batch: &mut [u8]) {
-    debug_assert!(i32::from_be_bytes(batch[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4].try_into().unwrap()) as usize == batch.len() - LOG_OVERHEAD);
+    debug_assert!(
+        i32::from_be_bytes(
+            batch[BATCH_LENGTH_OFFSET..BATCH_LENGTH_OFFSET + 4]
+                .try_into()
+                .unwrap()
+        ) as usize
+            == batch.len() - LOG_OVERHEAD
+    );
     let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
+#[inline]
 fn nullable_len(bytes: Option<&[u8]>) -> usize {
     match bytes {
         None => 1,
@@ -237,15 +263,73 @@ fn nullable_len(bytes: Option<&[u8]>) -> usize {
     }
 }
 
-fn put_nullable(buf: &mut BytesMut, bytes: Option<&[u8]>) {
-    match bytes {
-        None => buf.extend_from_slice(&[1]), // zigzag(-1)
-        Some(b) => {
-            let mut prefix = [0u8; MAX_VARINT_LEN];
-            let mut len = 0;
-            write_unsigned(&mut prefix, &mut len, zigzag64(b.len() as i64));
-            buf.extend_from_slice(&prefix[..len]);
-            buf.extend_from_slice(b);
+#[inline]
+fn headers_len(headers: &[Header]) -> usize {
+    let fields: usize = headers
+        .iter()
+        .map(|h| nullable_len(Some(&h.key)) + nullable_len(h.value.as_deref()))
+        .sum();
+    varint_len(headers.len() as i32) + fields
+}
+
+/// Bytes up to this size are staged with the fixed fields; larger ones are
+/// copied straight into the buffer.
+const STAGE_INLINE_MAX: usize = 32;
+
+/// A stack buffer for a record's small fields.
+struct Stage {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 64],
+            len: 0,
         }
+    }
+}
+
+impl Stage {
+    #[inline]
+    fn byte(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn unsigned(&mut self, value: u64) {
+        write_unsigned(&mut self.bytes, &mut self.len, value);
+    }
+
+    #[inline]
+    fn nullable_length(&mut self, bytes: Option<&[u8]>) {
+        match bytes {
+            None => self.byte(1), // zigzag(-1)
+            Some(b) => self.unsigned(zigzag64(b.len() as i64)),
+        }
+    }
+
+    /// Length prefix and bytes: staged when small, else flushed around.
+    #[inline]
+    fn nullable(&mut self, buf: &mut BytesMut, bytes: Option<&[u8]>) {
+        self.nullable_length(bytes);
+        let Some(bytes) = bytes else { return };
+        if bytes.len() <= STAGE_INLINE_MAX
+            && self.len + bytes.len() + 2 * MAX_VARINT_LEN <= self.bytes.len()
+        {
+            self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            self.flush(buf);
+            buf.extend_from_slice(bytes);
+        }
+    }
+
+    #[inline]
+    fn flush(&mut self, buf: &mut BytesMut) {
+        buf.extend_from_slice(&self.bytes[..self.len]);
+        self.len = 0;
     }
 }

@@ -25,11 +25,15 @@ const XERIAL_BLOCK_SIZE: usize = 32 * 1024;
 
 /// Compresses `input` with `codec`, appending to `out`.
 pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<(), RecordsError> {
-    let io_error = |e: std::io::Error| RecordsError::Compress { codec, reason: e.to_string() };
+    let io_error = |e: std::io::Error| RecordsError::Compress {
+        codec,
+        reason: e.to_string(),
+    };
     match codec {
         Compression::None => out.extend_from_slice(input),
         Compression::Gzip => {
-            let mut encoder = flate2::write::GzEncoder::new(out.writer(), flate2::Compression::fast());
+            let mut encoder =
+                flate2::write::GzEncoder::new(out.writer(), flate2::Compression::fast());
             encoder.write_all(input).map_err(io_error)?;
             encoder.finish().map_err(io_error)?;
         }
@@ -37,10 +41,17 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Result<
         Compression::Lz4 => {
             let mut encoder = lz4_flex::frame::FrameEncoder::new(out.writer());
             encoder.write_all(input).map_err(io_error)?;
-            encoder.finish().map_err(|e| RecordsError::Compress { codec, reason: e.to_string() })?;
+            encoder.finish().map_err(|e| RecordsError::Compress {
+                codec,
+                reason: e.to_string(),
+            })?;
         }
         Compression::Zstd => {
-            ruzstd::encoding::compress(input, out.writer(), ruzstd::encoding::CompressionLevel::Fastest);
+            ruzstd::encoding::compress(
+                input,
+                out.writer(),
+                ruzstd::encoding::CompressionLevel::Fastest,
+            );
         }
     }
     Ok(())
@@ -53,10 +64,13 @@ fn compress_xerial(input: &[u8], out: &mut BytesMut) -> Result<(), RecordsError>
     let mut encoder = snap::raw::Encoder::new();
     let mut scratch = vec![0; snap::raw::max_compress_len(XERIAL_BLOCK_SIZE)];
     for block in input.chunks(XERIAL_BLOCK_SIZE) {
-        let written = encoder.compress(block, &mut scratch).map_err(|e| RecordsError::Compress {
-            codec: Compression::Snappy,
-            reason: e.to_string(),
-        })?;
+        let written =
+            encoder
+                .compress(block, &mut scratch)
+                .map_err(|e| RecordsError::Compress {
+                    codec: Compression::Snappy,
+                    reason: e.to_string(),
+                })?;
         out.put_i32(written as i32);
         out.put_slice(&scratch[..written]);
     }
@@ -68,12 +82,20 @@ fn compress_xerial(input: &[u8], out: &mut BytesMut) -> Result<(), RecordsError>
 pub fn decompress(codec: Compression, input: Bytes, cap: usize) -> Result<Bytes, RecordsError> {
     let decompressed = match codec {
         Compression::None => return Ok(input),
-        Compression::Gzip => read_capped(flate2::read::MultiGzDecoder::new(&input[..]), codec, cap)?,
+        Compression::Gzip => {
+            read_capped(flate2::read::MultiGzDecoder::new(&input[..]), codec, cap)?
+        }
         Compression::Snappy => decompress_snappy(&input, cap)?,
-        Compression::Lz4 => read_capped(lz4_flex::frame::FrameDecoder::new(&input[..]), codec, cap)?,
+        Compression::Lz4 => {
+            read_capped(lz4_flex::frame::FrameDecoder::new(&input[..]), codec, cap)?
+        }
         Compression::Zstd => {
-            let decoder = ruzstd::decoding::StreamingDecoder::new(&input[..])
-                .map_err(|e| RecordsError::Decompress { codec, reason: e.to_string() })?;
+            let decoder = ruzstd::decoding::StreamingDecoder::new(&input[..]).map_err(|e| {
+                RecordsError::Decompress {
+                    codec,
+                    reason: e.to_string(),
+                }
+            })?;
             read_capped(decoder, codec, cap)?
         }
     };
@@ -86,7 +108,10 @@ fn read_capped(reader: impl Read, codec: Compression, cap: usize) -> Result<Vec<
     reader
         .take(limit)
         .read_to_end(&mut out)
-        .map_err(|e| RecordsError::Decompress { codec, reason: e.to_string() })?;
+        .map_err(|e| RecordsError::Decompress {
+            codec,
+            reason: e.to_string(),
+        })?;
     if out.len() > cap {
         return Err(RecordsError::DecompressedTooLarge { codec, cap });
     }
@@ -113,7 +138,12 @@ fn decompress_xerial(mut blocks: &[u8], cap: usize) -> Result<Vec<u8>, RecordsEr
         let len = usize::try_from(len)
             .ok()
             .filter(|&len| len <= rest.len())
-            .ok_or_else(|| snappy_error(format!("xerial block length {len} exceeds the {} bytes left", rest.len())))?;
+            .ok_or_else(|| {
+                snappy_error(format!(
+                    "xerial block length {len} exceeds the {} bytes left",
+                    rest.len()
+                ))
+            })?;
         snappy_block_into(&rest[..len], &mut out, cap)?;
         blocks = &rest[len..];
     }
@@ -124,7 +154,10 @@ fn decompress_xerial(mut blocks: &[u8], cap: usize) -> Result<Vec<u8>, RecordsEr
 fn snappy_block_into(block: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), RecordsError> {
     let len = snap::raw::decompress_len(block).map_err(|e| snappy_error(e.to_string()))?;
     if out.len().saturating_add(len) > cap {
-        return Err(RecordsError::DecompressedTooLarge { codec: Compression::Snappy, cap });
+        return Err(RecordsError::DecompressedTooLarge {
+            codec: Compression::Snappy,
+            cap,
+        });
     }
     let start = out.len();
     out.resize(start + len, 0);
@@ -135,7 +168,10 @@ fn snappy_block_into(block: &[u8], out: &mut Vec<u8>, cap: usize) -> Result<(), 
 }
 
 fn snappy_error(reason: String) -> RecordsError {
-    RecordsError::Decompress { codec: Compression::Snappy, reason }
+    RecordsError::Decompress {
+        codec: Compression::Snappy,
+        reason,
+    }
 }
 
 #[cfg(test)]
@@ -153,12 +189,17 @@ mod tests {
     fn xerial_header_matches_java() {
         let mut out = BytesMut::new();
         compress(Compression::Snappy, b"hello", &mut out).unwrap();
-        assert_eq!(&out[..16], b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01");
+        assert_eq!(
+            &out[..16],
+            b"\x82SNAPPY\x00\x00\x00\x00\x01\x00\x00\x00\x01"
+        );
     }
 
     #[test]
     fn raw_snappy_is_accepted_too() {
-        let raw = snap::raw::Encoder::new().compress_vec(b"raw snappy from old librdkafka").unwrap();
+        let raw = snap::raw::Encoder::new()
+            .compress_vec(b"raw snappy from old librdkafka")
+            .unwrap();
         let out = decompress(Compression::Snappy, Bytes::from(raw), 1024).unwrap();
         assert_eq!(&out[..], b"raw snappy from old librdkafka");
     }
@@ -166,18 +207,39 @@ mod tests {
     #[test]
     fn zip_bombs_hit_the_cap() {
         let zeros = vec![0u8; 1 << 20];
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
             let mut out = BytesMut::new();
             compress(codec, &zeros, &mut out).unwrap();
             let err = decompress(codec, out.freeze(), 64 * 1024).unwrap_err();
-            assert_eq!(err, RecordsError::DecompressedTooLarge { codec, cap: 64 * 1024 }, "{codec}");
+            assert_eq!(
+                err,
+                RecordsError::DecompressedTooLarge {
+                    codec,
+                    cap: 64 * 1024
+                },
+                "{codec}"
+            );
         }
     }
 
     #[test]
     fn garbage_is_an_error_for_every_codec() {
-        for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
-            let result = decompress(codec, Bytes::from_static(b"\xff\xfenot compressed at all"), 1024);
+        for codec in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let result = decompress(
+                codec,
+                Bytes::from_static(b"\xff\xfenot compressed at all"),
+                1024,
+            );
             assert!(result.is_err(), "{codec} accepted garbage");
         }
     }

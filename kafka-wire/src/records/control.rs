@@ -53,9 +53,15 @@ pub struct ControlRecord {
 impl ControlRecord {
     /// Parses the marker from a record of a control batch.
     pub fn from_record(record: &Record) -> Result<Self, RecordsError> {
-        let key = record.key.as_deref().ok_or(RecordsError::Malformed("control record without a key"))?;
+        let key = record
+            .key
+            .as_deref()
+            .ok_or(RecordsError::Malformed("control record without a key"))?;
         let [v0, v1, t0, t1, ..] = *key else {
-            return Err(RecordsError::Truncated { needed: 4, available: key.len() });
+            return Err(RecordsError::Truncated {
+                needed: 4,
+                available: key.len(),
+            });
         };
         let coordinator_epoch = match record.value.as_deref() {
             Some([_, _, e0, e1, e2, e3, ..]) => Some(i32::from_be_bytes([*e0, *e1, *e2, *e3])),

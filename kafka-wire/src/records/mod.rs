@@ -65,7 +65,10 @@ pub struct Header {
 impl Header {
     /// A header with a value.
     pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
-        Self { key: key.into(), value: Some(value.into()) }
+        Self {
+            key: key.into(),
+            value: Some(value.into()),
+        }
     }
 
     /// The key as UTF-8, if it is.

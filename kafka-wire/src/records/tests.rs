@@ -7,7 +7,11 @@ use super::batch::{decode_all, DecodeOptions};
 use super::builder::restamp;
 use super::*;
 
-fn build(records: &[(i64, Option<&[u8]>, Option<&[u8]>, Vec<Header>)], codec: Compression, producer: ProducerState) -> Bytes {
+fn build(
+    records: &[(i64, Option<&[u8]>, Option<&[u8]>, Vec<Header>)],
+    codec: Compression,
+    producer: ProducerState,
+) -> Bytes {
     let mut builder = BatchBuilder::new(codec);
     for (timestamp, key, value, headers) in records {
         builder.append(*timestamp, *key, *value, headers);
@@ -26,9 +30,16 @@ fn headers_keep_duplicates_and_nulls() {
     let headers = vec![
         Header::new("trace", "a"),
         Header::new("trace", "b"),
-        Header { key: Bytes::from_static(b"empty"), value: None },
+        Header {
+            key: Bytes::from_static(b"empty"),
+            value: None,
+        },
     ];
-    let bytes = build(&[(1_000, Some(b"k"), None, headers.clone())], Compression::None, ProducerState::NONE);
+    let bytes = build(
+        &[(1_000, Some(b"k"), None, headers.clone())],
+        Compression::None,
+        ProducerState::NONE,
+    );
     let batch = decode_one(&bytes);
     assert_eq!(batch.records[0].headers, headers);
     assert_eq!(batch.records[0].value, None);
@@ -39,7 +50,10 @@ fn timestamp_delta_beyond_i32_is_a_varlong() {
     // 40 days between records: more than an i32 of milliseconds (PITFALLS.md).
     let later = 1_700_000_000_000 + 40 * 24 * 3_600_000;
     let bytes = build(
-        &[(1_700_000_000_000, None, Some(b"a"), vec![]), (later, None, Some(b"b"), vec![])],
+        &[
+            (1_700_000_000_000, None, Some(b"a"), vec![]),
+            (later, None, Some(b"b"), vec![]),
+        ],
         Compression::None,
         ProducerState::NONE,
     );
@@ -50,8 +64,14 @@ fn timestamp_delta_beyond_i32_is_a_varlong() {
 
 #[test]
 fn producer_fields_and_offsets() {
-    let producer = ProducerState { producer_id: 42, producer_epoch: 3, base_sequence: 1_000 };
-    let mut builder = BatchBuilder::new(Compression::None).base_offset(500).transactional(true);
+    let producer = ProducerState {
+        producer_id: 42,
+        producer_epoch: 3,
+        base_sequence: 1_000,
+    };
+    let mut builder = BatchBuilder::new(Compression::None)
+        .base_offset(500)
+        .transactional(true);
     builder.append(5, None, Some(b"x"), &[]);
     builder.append(6, None, Some(b"y"), &[]);
     let batch = decode_one(&builder.build(producer).unwrap());
@@ -59,23 +79,42 @@ fn producer_fields_and_offsets() {
     assert_eq!(batch.header.producer_epoch, 3);
     assert_eq!(batch.header.base_sequence, 1_000);
     assert!(batch.header.attributes.transactional);
-    assert_eq!(batch.records.iter().map(|r| r.offset).collect::<Vec<_>>(), [500, 501]);
+    assert_eq!(
+        batch.records.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [500, 501]
+    );
     assert_eq!(batch.header.next_offset(), 502);
 }
 
 #[test]
 fn restamp_changes_producer_fields_and_keeps_the_crc_valid() {
-    let bytes = build(&[(1, None, Some(b"v"), vec![])], Compression::Lz4, ProducerState::NONE);
+    let bytes = build(
+        &[(1, None, Some(b"v"), vec![])],
+        Compression::Lz4,
+        ProducerState::NONE,
+    );
     let mut raw = BytesMut::from(&bytes[..]);
-    let bumped = ProducerState { producer_id: 7, producer_epoch: 1, base_sequence: 0 };
+    let bumped = ProducerState {
+        producer_id: 7,
+        producer_epoch: 1,
+        base_sequence: 0,
+    };
     restamp(&mut raw, bumped).unwrap();
     let batch = decode_one(&raw.freeze());
-    assert_eq!((batch.header.producer_id, batch.header.producer_epoch, batch.header.base_sequence), (7, 1, 0));
+    assert_eq!(
+        (
+            batch.header.producer_id,
+            batch.header.producer_epoch,
+            batch.header.base_sequence
+        ),
+        (7, 1, 0)
+    );
 }
 
 #[test]
 fn log_append_time_gives_every_record_the_max_timestamp() {
-    let mut builder = BatchBuilder::new(Compression::None).timestamp_type(TimestampType::LogAppendTime);
+    let mut builder =
+        BatchBuilder::new(Compression::None).timestamp_type(TimestampType::LogAppendTime);
     builder.append(10, None, Some(b"a"), &[]);
     builder.append(20, None, Some(b"b"), &[]);
     let batch = decode_one(&builder.build(ProducerState::NONE).unwrap());
@@ -85,10 +124,29 @@ fn log_append_time_gives_every_record_the_max_timestamp() {
 #[test]
 fn control_type_comes_from_the_key() {
     for kind in [ControlType::Commit, ControlType::Abort] {
-        let marker = ControlRecord { version: 0, kind, coordinator_epoch: Some(9) };
-        let mut builder = BatchBuilder::new(Compression::None).control(true).transactional(true);
-        builder.append(0, Some(&marker.key_bytes()), Some(&marker.value_bytes()), &[]);
-        let batch = decode_one(&builder.build(ProducerState { producer_id: 1, producer_epoch: 0, base_sequence: -1 }).unwrap());
+        let marker = ControlRecord {
+            version: 0,
+            kind,
+            coordinator_epoch: Some(9),
+        };
+        let mut builder = BatchBuilder::new(Compression::None)
+            .control(true)
+            .transactional(true);
+        builder.append(
+            0,
+            Some(&marker.key_bytes()),
+            Some(&marker.value_bytes()),
+            &[],
+        );
+        let batch = decode_one(
+            &builder
+                .build(ProducerState {
+                    producer_id: 1,
+                    producer_epoch: 0,
+                    base_sequence: -1,
+                })
+                .unwrap(),
+        );
         assert_eq!(batch.control_record().unwrap().unwrap(), marker);
     }
 }
@@ -103,13 +161,24 @@ fn control_record_with_a_short_key_is_an_error() {
 
 #[test]
 fn a_truncated_trailing_batch_is_skipped_not_an_error() {
-    let first = build(&[(1, None, Some(b"one"), vec![])], Compression::None, ProducerState::NONE);
-    let second = build(&[(2, None, Some(b"two"), vec![])], Compression::None, ProducerState::NONE);
+    let first = build(
+        &[(1, None, Some(b"one"), vec![])],
+        Compression::None,
+        ProducerState::NONE,
+    );
+    let second = build(
+        &[(2, None, Some(b"two"), vec![])],
+        Compression::None,
+        ProducerState::NONE,
+    );
     for cut in 1..second.len() {
         let mut data = BytesMut::from(&first[..]);
         data.extend_from_slice(&second[..cut]);
         let mut reader = BatchReader::new(data.freeze());
-        assert_eq!(reader.next().unwrap().unwrap().records[0].value.as_deref(), Some(&b"one"[..]));
+        assert_eq!(
+            reader.next().unwrap().unwrap().records[0].value.as_deref(),
+            Some(&b"one"[..])
+        );
         assert!(reader.next().is_none(), "cut at {cut}");
         assert!(reader.truncated_tail());
     }
@@ -117,17 +186,28 @@ fn a_truncated_trailing_batch_is_skipped_not_an_error() {
 
 #[test]
 fn a_flipped_bit_is_a_crc_error() {
-    let bytes = build(&[(1, Some(b"key"), Some(b"value"), vec![])], Compression::None, ProducerState::NONE);
+    let bytes = build(
+        &[(1, Some(b"key"), Some(b"value"), vec![])],
+        Compression::None,
+        ProducerState::NONE,
+    );
     let mut corrupt = bytes.to_vec();
     let last = corrupt.len() - 2;
     corrupt[last] ^= 0x01;
     let result = RecordBatch::decode(&Bytes::from(corrupt), &DecodeOptions::default());
-    assert!(matches!(result, Err(RecordsError::Crc { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(RecordsError::Crc { .. })),
+        "{result:?}"
+    );
 }
 
 #[test]
 fn old_magic_is_refused() {
-    let bytes = build(&[(1, None, Some(b"v"), vec![])], Compression::None, ProducerState::NONE);
+    let bytes = build(
+        &[(1, None, Some(b"v"), vec![])],
+        Compression::None,
+        ProducerState::NONE,
+    );
     let mut old = bytes.to_vec();
     old[MAGIC_OFFSET] = 1;
     let mut reader = BatchReader::new(Bytes::from(old));
@@ -137,18 +217,31 @@ fn old_magic_is_refused() {
 
 #[test]
 fn huge_record_count_does_not_allocate_from_the_field() {
-    let bytes = build(&[(1, None, Some(b"v"), vec![])], Compression::None, ProducerState::NONE);
+    let bytes = build(
+        &[(1, None, Some(b"v"), vec![])],
+        Compression::None,
+        ProducerState::NONE,
+    );
     let mut forged = bytes.to_vec();
     forged[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
     let crc = crc32c::crc32c(&forged[ATTRIBUTES_OFFSET..]);
     forged[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     let result = RecordBatch::decode(&Bytes::from(forged), &DecodeOptions::default());
-    assert!(matches!(result, Err(RecordsError::Truncated { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(RecordsError::Truncated { .. })),
+        "{result:?}"
+    );
 }
 
 fn arb_header() -> impl Strategy<Value = Header> {
-    (proptest::collection::vec(any::<u8>(), 0..8), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)))
-        .prop_map(|(key, value)| Header { key: Bytes::from(key), value: value.map(Bytes::from) })
+    (
+        proptest::collection::vec(any::<u8>(), 0..8),
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..16)),
+    )
+        .prop_map(|(key, value)| Header {
+            key: Bytes::from(key),
+            value: value.map(Bytes::from),
+        })
 }
 
 type ArbRecord = (i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<Header>);

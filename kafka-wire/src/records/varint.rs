@@ -38,11 +38,20 @@ pub fn varint_len(value: i32) -> usize {
     unsigned_len(zigzag64(value as i64))
 }
 
+/// Number of bytes an unsigned LEB128 `value` takes.
 #[inline]
-fn unsigned_len(value: u64) -> usize {
-    // 7 payload bits per byte; `| 1` makes zero take one byte.
-    let bits = 64 - (value | 1).leading_zeros() as usize;
-    bits.div_ceil(7)
+pub fn unsigned_len(value: u64) -> usize {
+    // Indexed by leading zeros: 7 payload bits per byte, zero takes one byte.
+    const LEN_BY_LEADING_ZEROS: [u8; 65] = {
+        let mut table = [1u8; 65];
+        let mut zeros = 0;
+        while zeros < 64 {
+            table[zeros] = (64 - zeros).div_ceil(7) as u8;
+            zeros += 1;
+        }
+        table
+    };
+    LEN_BY_LEADING_ZEROS[value.leading_zeros() as usize] as usize
 }
 
 /// Writes `value` as a zigzag varint.
