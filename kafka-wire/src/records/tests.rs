@@ -7,8 +7,11 @@ use super::batch::{decode_all, DecodeOptions};
 use super::builder::restamp;
 use super::*;
 
+/// Timestamp, key, value, headers.
+type Row<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, Vec<Header>);
+
 fn build(
-    records: &[(i64, Option<&[u8]>, Option<&[u8]>, Vec<Header>)],
+    records: &[Row<'_>],
     codec: Compression,
     producer: ProducerState,
 ) -> Bytes {
