@@ -4,7 +4,9 @@
 //! - [`header`]: request header v1/v2, response header v0/v1 (tagged fields).
 //! - [`message`]: whole requests and responses, bodies from `kafka-protocol`.
 //! - [`versions`]: ApiVersions negotiation.
+//! - [`consumer_protocol`]: subscription and assignment metadata of consumer groups.
 
+pub mod consumer_protocol;
 pub mod frame;
 pub mod header;
 pub mod message;
