@@ -1,6 +1,7 @@
 //! `harness`: proof that the delivery guarantees hold against a real broker.
 //!
 //! - [`broker`]: the local nisshi broker — install, start, stop, kill, restart.
+//! - [`proxy`]: fault-injecting Kafka-aware TCP proxy.
 //! - [`wire_ops`]: single wire-level operations (create topic, produce, fetch).
 //! - [`smoke`]: the smoke run: start the broker, produce and fetch a batch.
 //! - [`fixtures`]: librdkafka (Python confluent-kafka) as the interop peer, and
@@ -11,5 +12,7 @@
 
 pub mod broker;
 pub mod fixtures;
+pub mod produce;
+pub mod proxy;
 pub mod smoke;
 pub mod wire_ops;

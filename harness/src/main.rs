@@ -46,6 +46,38 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Produce N records with this project's producer; the last stdout line is
+    /// a JSON report (sent, acked, failed, records_per_sec, cpu, p50/p99 …).
+    Produce {
+        /// Broker address (a local broker is started when absent).
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Topic.
+        #[arg(long)]
+        topic: String,
+        /// Records to send.
+        #[arg(long)]
+        count: usize,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Compression: none, gzip, snappy, lz4, zstd.
+        #[arg(long, default_value = "none")]
+        compression: String,
+        /// Value prefix: record i has value `P-i`.
+        #[arg(long, default_value = "msg")]
+        value_prefix: String,
+        /// Extra producer properties, e.g. `--property linger.ms=5` (repeatable).
+        #[arg(long = "property", value_parser = parse_property)]
+        properties: Vec<(String, String)>,
+    },
+}
+
+fn parse_property(text: &str) -> std::result::Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not key=value"))?;
+    Ok((key.trim().to_owned(), value.trim().to_owned()))
 }
 
 #[derive(Subcommand)]
@@ -81,6 +113,29 @@ async fn main() -> ExitCode {
             json,
         } => smoke(bootstrap, records, json).await,
         Command::CaptureFixtures { bootstrap, out } => capture_fixtures(bootstrap, &out).await,
+        Command::Produce {
+            bootstrap,
+            topic,
+            count,
+            size,
+            compression,
+            value_prefix,
+            mut properties,
+        } => {
+            properties.push(("compression.type".into(), compression));
+            produce(
+                bootstrap,
+                harness::produce::ProduceArgs {
+                    bootstrap: String::new(),
+                    topic,
+                    count,
+                    size,
+                    value_prefix,
+                    properties,
+                },
+            )
+            .await
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -191,6 +246,22 @@ async fn smoke(bootstrap: Option<String>, records: usize, json: bool) -> Result<
             );
         }
         println!("all codecs verified in {} ms", report.elapsed_ms);
+    }
+    Ok(())
+}
+
+async fn produce(bootstrap: Option<String>, mut args: harness::produce::ProduceArgs) -> Result<()> {
+    let (address, _broker) = broker_address(bootstrap).await?;
+    args.bootstrap = address;
+    let report = harness::produce::run(args).await?;
+    println!("{}", serde_json::to_string(&report)?);
+    if report.failed > 0 {
+        return Err(format!(
+            "{} records failed: {}",
+            report.failed,
+            report.first_error.unwrap_or_default()
+        )
+        .into());
     }
     Ok(())
 }

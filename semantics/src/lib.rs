@@ -1,5 +1,19 @@
 //! The Kafka client users hold: producer, consumer, transactions and the
-//! pluggable delivery guarantees built on them. (Grows with the producer,
-//! consumer and transactions issues; today it re-exports the wire layer.)
+//! pluggable delivery guarantees built on them.
+//!
+//! - [`config`]: configuration with the Kafka property names.
+//! - [`cluster`]: brokers, partition leaders, one connection per broker.
+//! - [`producer`]: batching, partitioning, retries, idempotence, delivery reports.
+//! - [`error`]: what failed and what to do about it.
+#![deny(missing_docs)]
 
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod producer;
+
+pub use config::{Acks, ProducerConfig};
+pub use error::ProduceError;
+/// The wire layer this client is built on.
 pub use kafka_wire as wire;
+pub use producer::{Delivery, DeliveryFuture, Producer, ProducerRecord};

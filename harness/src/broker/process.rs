@@ -40,6 +40,9 @@ pub struct BrokerOptions {
     pub tls: Option<TlsFiles>,
     /// Require SASL (SCRAM) authentication; users live in the storage.
     pub authentication: bool,
+    /// Advertise this loopback port instead of the listener's, so clients
+    /// reach the broker through a proxy listening there.
+    pub advertised_port: Option<u16>,
 }
 
 /// Certificate chain and private key for a TLS listener.
@@ -62,6 +65,7 @@ impl Default for BrokerOptions {
             ready_timeout: Duration::from_secs(30),
             tls: None,
             authentication: false,
+            advertised_port: None,
         }
     }
 }
@@ -72,6 +76,8 @@ pub struct Broker {
     child: Option<Child>,
     port: u16,
     work_dir: PathBuf,
+    /// The launcher made the working directory and removes it on drop.
+    temporary: bool,
     options: BrokerOptions,
 }
 
@@ -88,10 +94,12 @@ impl Broker {
         };
         std::fs::create_dir_all(&work_dir)
             .map_err(BrokerError::io(format!("creating {}", work_dir.display())))?;
+        let temporary = options.work_dir.is_none();
         let mut broker = Self {
             child: None,
             port,
             work_dir,
+            temporary,
             options,
         };
         broker.spawn()?;
@@ -216,6 +224,10 @@ impl Broker {
     fn spawn(&mut self) -> Result<(), BrokerError> {
         let binary = broker_binary()?;
         let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!(
+            "tcp://127.0.0.1:{}",
+            self.options.advertised_port.unwrap_or(self.port)
+        );
         let storage = match self.options.storage {
             Storage::Memory => "memory://nisshi/".to_owned(),
             Storage::Sqlite => "sqlite://nisshi.db".to_owned(),
@@ -232,7 +244,7 @@ impl Broker {
                 "--listener-url",
                 &listener,
                 "--advertised-listener-url",
-                &listener,
+                &advertised,
             ])
             .args(["--storage-engine", &storage])
             .args(["--group-initial-rebalance-delay", "0s"])
@@ -315,7 +327,12 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
+        // A detached broker keeps its directory: it is still using it.
+        let running_detached = self.child.is_none() && self.options.detach;
         self.kill();
+        if self.temporary && !running_detached {
+            let _ = std::fs::remove_dir_all(&self.work_dir);
+        }
     }
 }
 

@@ -10,10 +10,13 @@ Subcommands (each prints JSON on stdout, errors on stderr, non-zero on failure):
   produce       N records to partition 0 in one batch, with a codec
   transactions  three transactions of 5 records on partition 0: commit, abort, commit
   consume       from the beginning until N records or 20 s
+  bench-produce N records of --size bytes, acks=all, idempotent; reports records/s,
+                client CPU (getrusage of this process) and delivery latency
 """
 
 import argparse
 import json
+import resource
 import sys
 import time
 import uuid
@@ -137,6 +140,59 @@ def hex_or_null(data):
     return None if data is None else data.hex()
 
 
+def bench_produce(args):
+    """The same workload as `harness produce`: record i has key i, value msg-i padded."""
+    config = {
+        "bootstrap.servers": args.bootstrap,
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": args.linger_ms,
+        "batch.size": args.batch_size,
+        "queue.buffering.max.messages": 1_000_000,
+    }
+    producer = Producer(config)
+    latencies, errors = [], []
+
+    def delivered(err, msg, sent_at):
+        latencies.append(time.perf_counter() - sent_at)
+        if err is not None:
+            errors.append(str(err))
+
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    for i in range(args.count):
+        value = f"msg-{i}".encode().ljust(args.size, b".")
+        sent_at = time.perf_counter()
+        while True:
+            try:
+                producer.produce(args.topic, value, str(i).encode(),
+                                 on_delivery=lambda err, msg, t=sent_at: delivered(err, msg, t))
+                break
+            except BufferError:
+                producer.poll(0.001)
+        producer.poll(0)
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    cpu = cpu_seconds() - cpu_before
+    latencies.sort()
+    pick = lambda p: latencies[min(int(len(latencies) * p), len(latencies) - 1)] * 1e3 if latencies else 0.0
+    print(json.dumps({
+        "client": f"librdkafka {__import__('confluent_kafka').libversion()[0]} (confluent-kafka)",
+        "sent": args.count, "acked": args.count - len(errors), "failed": len(errors),
+        "elapsed_ms": int(elapsed * 1e3), "records_per_sec": args.count / elapsed,
+        "mb_per_sec": args.count * args.size / elapsed / 1e6,
+        "cpu_seconds": cpu, "cpu_us_per_record": cpu * 1e6 / args.count,
+        "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": latencies[-1] * 1e3 if latencies else 0.0,
+    }))
+    if errors:
+        fail(f"{len(errors)} records failed: {errors[0]}")
+
+
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def fail(message):
     print(message, file=sys.stderr)
     sys.exit(1)
@@ -160,7 +216,14 @@ def main():
                    choices=["read_committed", "read_uncommitted"])
     c.set_defaults(run=consume)
 
-    for sub in (p, t, c):
+    b = commands.add_parser("bench-produce")
+    b.add_argument("--count", type=int, default=1_000_000)
+    b.add_argument("--size", type=int, default=100)
+    b.add_argument("--linger-ms", type=int, default=5)
+    b.add_argument("--batch-size", type=int, default=1_000_000)
+    b.set_defaults(run=bench_produce)
+
+    for sub in (p, t, c, b):
         sub.add_argument("--bootstrap", required=True)
         sub.add_argument("--topic", required=True)
 

@@ -13,17 +13,25 @@ use kafka_protocol::protocol::{Decodable, Encodable, Message};
 use super::CodecError;
 
 /// Encodes a subscription at `version` (0–3).
-pub fn encode_subscription(subscription: &ConsumerProtocolSubscription, version: i16) -> Result<Bytes, CodecError> {
+pub fn encode_subscription(
+    subscription: &ConsumerProtocolSubscription,
+    version: i16,
+) -> Result<Bytes, CodecError> {
     encode("ConsumerProtocolSubscription", subscription, version)
 }
 
 /// Decodes a subscription; returns the version it was written with.
-pub fn decode_subscription(bytes: Bytes) -> Result<(i16, ConsumerProtocolSubscription), CodecError> {
+pub fn decode_subscription(
+    bytes: Bytes,
+) -> Result<(i16, ConsumerProtocolSubscription), CodecError> {
     decode("ConsumerProtocolSubscription", bytes)
 }
 
 /// Encodes an assignment at `version` (0–3).
-pub fn encode_assignment(assignment: &ConsumerProtocolAssignment, version: i16) -> Result<Bytes, CodecError> {
+pub fn encode_assignment(
+    assignment: &ConsumerProtocolAssignment,
+    version: i16,
+) -> Result<Bytes, CodecError> {
     encode("ConsumerProtocolAssignment", assignment, version)
 }
 
@@ -32,25 +40,48 @@ pub fn decode_assignment(bytes: Bytes) -> Result<(i16, ConsumerProtocolAssignmen
     decode("ConsumerProtocolAssignment", bytes)
 }
 
-fn encode<M: Encodable + Message>(api: &'static str, message: &M, version: i16) -> Result<Bytes, CodecError> {
+fn encode<M: Encodable + Message>(
+    api: &'static str,
+    message: &M,
+    version: i16,
+) -> Result<Bytes, CodecError> {
     let mut buf = BytesMut::new();
     buf.put_i16(version);
     message
         .encode(&mut buf, version)
-        .map_err(|e| CodecError::Encode { api, version, reason: e.to_string() })?;
+        .map_err(|e| CodecError::Encode {
+            api,
+            version,
+            reason: e.to_string(),
+        })?;
     Ok(buf.freeze())
 }
 
-fn decode<M: Decodable + Message>(api: &'static str, mut bytes: Bytes) -> Result<(i16, M), CodecError> {
+fn decode<M: Decodable + Message>(
+    api: &'static str,
+    mut bytes: Bytes,
+) -> Result<(i16, M), CodecError> {
     if bytes.len() < 2 {
-        return Err(CodecError::Truncated { what: "consumer protocol version", needed: 2, available: bytes.len() });
+        return Err(CodecError::Truncated {
+            what: "consumer protocol version",
+            needed: 2,
+            available: bytes.len(),
+        });
     }
     let version = bytes.get_i16();
     if version < 0 {
-        return Err(CodecError::Decode { api, version, reason: "negative version".into() });
+        return Err(CodecError::Decode {
+            api,
+            version,
+            reason: "negative version".into(),
+        });
     }
     let readable = version.min(M::VERSIONS.max);
-    let message = M::decode(&mut bytes, readable).map_err(|e| CodecError::Decode { api, version, reason: e.to_string() })?;
+    let message = M::decode(&mut bytes, readable).map_err(|e| CodecError::Decode {
+        api,
+        version,
+        reason: e.to_string(),
+    })?;
     Ok((version, message))
 }
 
@@ -63,7 +94,8 @@ mod tests {
 
     #[test]
     fn subscription_v0_golden_bytes() {
-        let subscription = ConsumerProtocolSubscription::default().with_topics(vec![StrBytes::from_static_str("t")]);
+        let subscription = ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("t")]);
         let bytes = encode_subscription(&subscription, 0).unwrap();
         #[rustfmt::skip]
         let expected = [
@@ -78,11 +110,16 @@ mod tests {
 
     #[test]
     fn assignment_round_trips_and_newer_versions_are_read_forward_compatibly() {
-        let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![TopicPartition::default()
-            .with_topic(TopicName(StrBytes::from_static_str("orders")))
-            .with_partitions(vec![0, 2])]);
+        let assignment = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+            TopicPartition::default()
+                .with_topic(TopicName(StrBytes::from_static_str("orders")))
+                .with_partitions(vec![0, 2]),
+        ]);
         let bytes = encode_assignment(&assignment, 3).unwrap();
-        assert_eq!(decode_assignment(bytes.clone()).unwrap(), (3, assignment.clone()));
+        assert_eq!(
+            decode_assignment(bytes.clone()).unwrap(),
+            (3, assignment.clone())
+        );
         // The same body labelled v9 (a future member) still reads.
         let mut future = BytesMut::from(&bytes[..]);
         future[..2].copy_from_slice(&9i16.to_be_bytes());

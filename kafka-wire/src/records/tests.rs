@@ -10,11 +10,7 @@ use super::*;
 /// Timestamp, key, value, headers.
 type Row<'a> = (i64, Option<&'a [u8]>, Option<&'a [u8]>, Vec<Header>);
 
-fn build(
-    records: &[Row<'_>],
-    codec: Compression,
-    producer: ProducerState,
-) -> Bytes {
+fn build(records: &[Row<'_>], codec: Compression, producer: ProducerState) -> Bytes {
     let mut builder = BatchBuilder::new(codec);
     for (timestamp, key, value, headers) in records {
         builder.append(*timestamp, *key, *value, headers);

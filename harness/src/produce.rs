@@ -1,0 +1,138 @@
+//! `harness produce`: produce N records with this project's producer and report
+//! throughput, client CPU and delivery latency. Record i has key `i` and value
+//! `P-i` padded with `.` to `--size` (the CLI contract of the harness issue).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use semantics::{Producer, ProducerRecord};
+
+/// What to produce.
+#[derive(Debug, Clone)]
+pub struct ProduceArgs {
+    /// Broker address.
+    pub bootstrap: String,
+    /// Topic (created by the broker on first use when it auto-creates).
+    pub topic: String,
+    /// Records to send.
+    pub count: usize,
+    /// Value size in bytes (values are padded to it).
+    pub size: usize,
+    /// Value prefix.
+    pub value_prefix: String,
+    /// Extra producer properties (`key=value`).
+    pub properties: Vec<(String, String)>,
+}
+
+/// The outcome, printed as the last stdout line in JSON.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProduceReport {
+    /// Records handed to the producer.
+    pub sent: usize,
+    /// Records acknowledged.
+    pub acked: usize,
+    /// Records that failed.
+    pub failed: usize,
+    /// Wall time from first send to last acknowledgement.
+    pub elapsed_ms: u128,
+    /// Acknowledged records per second.
+    pub records_per_sec: f64,
+    /// Value megabytes per second.
+    pub mb_per_sec: f64,
+    /// Client CPU (user + system) of this process over the run.
+    pub cpu_seconds: f64,
+    /// Client CPU per record.
+    pub cpu_us_per_record: f64,
+    /// Median send-to-acknowledgement latency.
+    pub p50_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+    /// Worst latency.
+    pub max_ms: f64,
+    /// First error seen, if any.
+    pub first_error: Option<String>,
+}
+
+/// Record `i`'s value: `P-i` padded with `.` to `size`.
+pub fn record_value(prefix: &str, i: usize, size: usize) -> Bytes {
+    let mut value = format!("{prefix}-{i}").into_bytes();
+    if value.len() < size {
+        value.resize(size, b'.');
+    }
+    Bytes::from(value)
+}
+
+/// Runs the produce workload.
+pub async fn run(args: ProduceArgs) -> Result<ProduceReport, Box<dyn std::error::Error>> {
+    let mut properties = vec![("bootstrap.servers".to_owned(), args.bootstrap.clone())];
+    properties.extend(args.properties.iter().cloned());
+    let producer = Producer::from_properties(properties)?;
+    // Latencies are collected as records are acknowledged, in send order.
+    let (sender, mut receiver) =
+        tokio::sync::mpsc::unbounded_channel::<(Instant, semantics::DeliveryFuture)>();
+    let collector = tokio::spawn(async move {
+        let mut latencies = Vec::new();
+        let (mut acked, mut failed, mut first_error) = (0usize, 0usize, None);
+        while let Some((sent_at, future)) = receiver.recv().await {
+            match future.await {
+                Ok(_) => acked += 1,
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert_with(|| e.to_string());
+                }
+            }
+            latencies.push(sent_at.elapsed());
+        }
+        (latencies, acked, failed, first_error)
+    });
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    for i in 0..args.count {
+        let record = ProducerRecord::new(
+            args.topic.as_str(),
+            record_value(&args.value_prefix, i, args.size),
+        )
+        .key(Bytes::from(i.to_string()));
+        let sent_at = Instant::now();
+        let future = producer.send(record).await?;
+        let _ = sender.send((sent_at, future));
+    }
+    drop(sender);
+    let (mut latencies, acked, failed, first_error) = collector.await?;
+    let elapsed = started.elapsed();
+    let cpu = cpu_time() - cpu_before;
+    producer.close(Duration::from_secs(10)).await;
+    latencies.sort_unstable();
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    Ok(ProduceReport {
+        sent: args.count,
+        acked,
+        failed,
+        elapsed_ms: elapsed.as_millis(),
+        records_per_sec: acked as f64 / seconds,
+        mb_per_sec: (acked * args.size) as f64 / seconds / 1e6,
+        cpu_seconds: cpu,
+        cpu_us_per_record: cpu * 1e6 / args.count.max(1) as f64,
+        p50_ms: percentile(0.50),
+        p99_ms: percentile(0.99),
+        max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        first_error,
+    })
+}
+
+/// User + system CPU seconds of this process (getrusage), all threads.
+pub fn cpu_time() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}

@@ -1,0 +1,228 @@
+//! A fault-injecting TCP proxy that understands Kafka framing: it reads sizes,
+//! API keys and correlation ids, never re-encodes, and can drop the response to
+//! the Nth request of an API key *after* the broker processed it (the classic
+//! cause of duplicates), or kill every connection after a random lifetime
+//! (franz-go kfake's chaos dialer). Faults are deterministic given a seed.
+//!
+//! The broker must advertise the proxy's address (see
+//! [`crate::broker::BrokerOptions::advertised_port`]) so that connections
+//! opened from metadata go through the proxy too.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// What the proxy does to traffic.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Drop the response to these request numbers (1-based, counted per API key
+    /// across all connections), then reset the connection so the client
+    /// notices at once instead of waiting for its request timeout.
+    pub drop_responses: HashMap<i16, Vec<u64>>,
+    /// Kill each connection after a lifetime drawn from this range.
+    pub chaos: Option<(Duration, Duration)>,
+}
+
+/// Counters of what the proxy did.
+#[derive(Debug, Default)]
+pub struct ProxyStats {
+    /// Connections accepted.
+    pub connections: AtomicU64,
+    /// Responses dropped.
+    pub dropped_responses: AtomicU64,
+    /// Connections killed by chaos.
+    pub chaos_kills: AtomicU64,
+}
+
+/// A running proxy.
+pub struct FaultProxy {
+    port: u16,
+    task: JoinHandle<()>,
+    /// What happened so far.
+    pub stats: Arc<ProxyStats>,
+}
+
+impl FaultProxy {
+    /// Listens on `127.0.0.1:port` (0 for any) and forwards to `upstream`.
+    pub async fn start(
+        port: u16,
+        upstream: String,
+        faults: Faults,
+        seed: u64,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let port = listener.local_addr()?.port();
+        let stats = Arc::new(ProxyStats::default());
+        let shared = Arc::new(Rules {
+            faults,
+            counts: Mutex::new(HashMap::new()),
+            rng: Mutex::new(seed | 1),
+        });
+        let task = tokio::spawn(accept_loop(listener, upstream, shared, stats.clone()));
+        Ok(Self { port, task, stats })
+    }
+
+    /// The proxy's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A free loopback port to start a proxy on later (the broker must advertise it first).
+pub fn reserve_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Rules {
+    faults: Faults,
+    counts: Mutex<HashMap<i16, u64>>,
+    rng: Mutex<u64>,
+}
+
+impl Rules {
+    /// Counts a request of `api_key`; true when its response must be dropped.
+    fn count_request(&self, api_key: i16) -> bool {
+        let mut counts = self.counts.lock().expect("counts lock");
+        let n = counts.entry(api_key).or_default();
+        *n += 1;
+        self.faults
+            .drop_responses
+            .get(&api_key)
+            .is_some_and(|list| list.contains(n))
+    }
+
+    fn chaos_lifetime(&self) -> Option<Duration> {
+        let (min, max) = self.faults.chaos?;
+        let mut state = self.rng.lock().expect("rng lock");
+        // xorshift64: deterministic for a seed.
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        let span = max.saturating_sub(min).as_millis().max(1) as u64;
+        Some(min + Duration::from_millis(*state % span))
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    upstream: String,
+    rules: Arc<Rules>,
+    stats: Arc<ProxyStats>,
+) {
+    while let Ok((client, _)) = listener.accept().await {
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        let (upstream, rules, stats) = (upstream.clone(), rules.clone(), stats.clone());
+        tokio::spawn(async move {
+            let Ok(broker) = TcpStream::connect(&upstream).await else {
+                return;
+            };
+            let _ = client.set_nodelay(true);
+            let _ = broker.set_nodelay(true);
+            let lifetime = rules.chaos_lifetime();
+            let relay = relay(client, broker, rules);
+            match lifetime {
+                Some(lifetime) => {
+                    if tokio::time::timeout(lifetime, relay).await.is_err() {
+                        stats.chaos_kills.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                None => {
+                    if let Relay::Dropped = relay.await {
+                        stats.dropped_responses.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        });
+    }
+}
+
+enum Relay {
+    Closed,
+    Dropped,
+}
+
+/// Forwards frames both ways until either side closes or a response is dropped.
+async fn relay(client: TcpStream, broker: TcpStream, rules: Arc<Rules>) -> Relay {
+    let (client_read, client_write) = client.into_split();
+    let (broker_read, broker_write) = broker.into_split();
+    let doomed: Arc<Mutex<Vec<i32>>> = Arc::default();
+    let requests = forward_requests(client_read, broker_write, rules, doomed.clone());
+    let responses = forward_responses(broker_read, client_write, doomed);
+    tokio::select! {
+        _ = requests => Relay::Closed,
+        dropped = responses => if dropped { Relay::Dropped } else { Relay::Closed },
+    }
+}
+
+async fn read_frame(reader: &mut OwnedReadHalf) -> Option<Vec<u8>> {
+    let size = reader.read_i32().await.ok()?;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&s| s <= 200 * 1024 * 1024)?;
+    let mut frame = vec![0; 4 + size];
+    frame[..4].copy_from_slice(&(size as i32).to_be_bytes());
+    reader.read_exact(&mut frame[4..]).await.ok()?;
+    Some(frame)
+}
+
+async fn forward_requests(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    rules: Arc<Rules>,
+    doomed: Arc<Mutex<Vec<i32>>>,
+) {
+    while let Some(frame) = read_frame(&mut from).await {
+        if frame.len() >= 12 {
+            let api_key = i16::from_be_bytes([frame[4], frame[5]]);
+            let correlation_id = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
+            if rules.count_request(api_key) {
+                doomed.lock().expect("doomed lock").push(correlation_id);
+            }
+        }
+        if to.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Returns true when it stopped because it dropped a doomed response.
+async fn forward_responses(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    doomed: Arc<Mutex<Vec<i32>>>,
+) -> bool {
+    while let Some(frame) = read_frame(&mut from).await {
+        let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if doomed
+            .lock()
+            .expect("doomed lock")
+            .contains(&correlation_id)
+        {
+            // The broker processed the request; the client never hears of it.
+            return true;
+        }
+        if to.write_all(&frame).await.is_err() {
+            return false;
+        }
+    }
+    false
+}

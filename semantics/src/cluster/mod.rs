@@ -1,0 +1,264 @@
+//! The client's view of the cluster: brokers, partition leaders, and one
+//! connection per broker, refreshed from Metadata when it goes stale.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kafka_wire::conn::{connect, ConnectionConfig, TlsConfig};
+use kafka_wire::protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_wire::protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_wire::protocol::protocol::StrBytes;
+use kafka_wire::{ConnError, Connection, ErrorClass, KafkaCode};
+use tracing::{debug, warn};
+
+/// Partitions of one topic, as the last Metadata answer described them.
+#[derive(Debug, Clone)]
+pub struct TopicMetadata {
+    /// Leader broker id per partition index (−1 when there is none).
+    pub leaders: Vec<i32>,
+}
+
+impl TopicMetadata {
+    /// Number of partitions.
+    pub fn partition_count(&self) -> i32 {
+        self.leaders.len() as i32
+    }
+}
+
+#[derive(Default)]
+struct State {
+    brokers: HashMap<i32, String>,
+    topics: HashMap<String, Result<Arc<TopicMetadata>, KafkaCode>>,
+    connections: HashMap<i32, Connection>,
+    refreshed: Option<Instant>,
+}
+
+/// Shared cluster view.
+pub struct Cluster {
+    bootstrap: Vec<String>,
+    connection_config: ConnectionConfig,
+    tls: Option<TlsConfig>,
+    allow_auto_create: bool,
+    state: Mutex<State>,
+    /// Serialises connection attempts so a burst of callers opens one connection.
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl Cluster {
+    /// A view that has not contacted any broker yet.
+    pub fn new(
+        bootstrap: Vec<String>,
+        connection_config: ConnectionConfig,
+        tls: Option<TlsConfig>,
+        allow_auto_create: bool,
+    ) -> Self {
+        Self {
+            bootstrap,
+            connection_config,
+            tls,
+            allow_auto_create,
+            state: Mutex::new(State::default()),
+            connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Cached metadata for `topic`, if any (no I/O).
+    pub fn cached_topic(&self, topic: &str) -> Option<Result<Arc<TopicMetadata>, KafkaCode>> {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .topics
+            .get(topic)
+            .cloned()
+    }
+
+    /// Metadata for `topic`, refreshing until it is known or `deadline` passes.
+    pub async fn topic(
+        &self,
+        topic: &str,
+        deadline: Instant,
+        backoff: Duration,
+    ) -> Result<Arc<TopicMetadata>, (KafkaCode, Option<ConnError>)> {
+        let mut last = (KafkaCode(3), None);
+        loop {
+            if let Some(Ok(metadata)) = self.cached_topic(topic) {
+                return Ok(metadata);
+            }
+            match self.refresh(&[topic.to_owned()]).await {
+                Ok(()) => {
+                    if let Some(Err(code)) = self.cached_topic(topic) {
+                        last = (code, None);
+                    }
+                }
+                Err(e) => last = (KafkaCode(-1), Some(e)),
+            }
+            if let Some(Ok(metadata)) = self.cached_topic(topic) {
+                return Ok(metadata);
+            }
+            if Instant::now() + backoff >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// The leader of `topic`/`partition` per the cached metadata.
+    pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        let state = self.state.lock().expect("cluster lock");
+        let metadata = state.topics.get(topic)?.as_ref().ok()?;
+        metadata
+            .leaders
+            .get(usize::try_from(partition).ok()?)
+            .copied()
+            .filter(|&id| id >= 0)
+    }
+
+    /// Forgets the leaders of `topic` so the next lookup refreshes them.
+    pub fn invalidate(&self, topic: &str) {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .topics
+            .remove(topic);
+    }
+
+    /// Topics currently cached (for periodic refresh).
+    pub fn known_topics(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .topics
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Sends Metadata for `topics` and updates the cache.
+    pub async fn refresh(&self, topics: &[String]) -> Result<(), ConnError> {
+        let connection = self.any_connection().await?;
+        let request = MetadataRequest::default()
+            .with_topics(Some(
+                topics
+                    .iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                    })
+                    .collect(),
+            ))
+            .with_allow_auto_topic_creation(self.allow_auto_create);
+        let response = connection.send(&request).await?;
+        self.apply(response);
+        Ok(())
+    }
+
+    fn apply(&self, response: MetadataResponse) {
+        let mut state = self.state.lock().expect("cluster lock");
+        for broker in &response.brokers {
+            state.brokers.insert(
+                broker.node_id.0,
+                format!("{}:{}", broker.host.as_str(), broker.port),
+            );
+        }
+        for topic in response.topics {
+            let Some(name) = topic.name else { continue };
+            let code = KafkaCode(topic.error_code);
+            let entry = if code.is_ok() && !topic.partitions.is_empty() {
+                let mut leaders = vec![-1; topic.partitions.len()];
+                for partition in &topic.partitions {
+                    if let Some(slot) = usize::try_from(partition.partition_index)
+                        .ok()
+                        .and_then(|i| leaders.get_mut(i))
+                    {
+                        *slot = if KafkaCode(partition.error_code).class() == ErrorClass::None {
+                            partition.leader_id.0
+                        } else {
+                            -1
+                        };
+                    }
+                }
+                Ok(Arc::new(TopicMetadata { leaders }))
+            } else {
+                debug!(topic = name.as_str(), %code, "topic metadata error");
+                Err(if code.is_ok() { KafkaCode(5) } else { code })
+            };
+            state.topics.insert(name.to_string(), entry);
+        }
+        state.refreshed = Some(Instant::now());
+    }
+
+    /// When metadata was last refreshed.
+    pub fn last_refresh(&self) -> Option<Instant> {
+        self.state.lock().expect("cluster lock").refreshed
+    }
+
+    /// A healthy connection to broker `id`, opened if needed.
+    pub async fn connection(&self, id: i32) -> Result<Connection, ConnError> {
+        if let Some(connection) = self.healthy(id) {
+            return Ok(connection);
+        }
+        let _guard = self.connecting.lock().await;
+        if let Some(connection) = self.healthy(id) {
+            return Ok(connection);
+        }
+        let address = self
+            .state
+            .lock()
+            .expect("cluster lock")
+            .brokers
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| ConnError::Config {
+                key: "bootstrap.servers",
+                reason: format!("broker {id} is not in the cluster metadata"),
+            })?;
+        let connection =
+            connect(&address, self.tls.as_ref(), self.connection_config.clone()).await?;
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .connections
+            .insert(id, connection.clone());
+        Ok(connection)
+    }
+
+    fn healthy(&self, id: i32) -> Option<Connection> {
+        let state = self.state.lock().expect("cluster lock");
+        state
+            .connections
+            .get(&id)
+            .filter(|c| !c.is_poisoned())
+            .cloned()
+    }
+
+    /// Any healthy connection: a known broker's, else a bootstrap server's.
+    pub async fn any_connection(&self) -> Result<Connection, ConnError> {
+        let known: Vec<i32> = {
+            let state = self.state.lock().expect("cluster lock");
+            if let Some(connection) = state.connections.values().find(|c| !c.is_poisoned()) {
+                return Ok(connection.clone());
+            }
+            state.brokers.keys().copied().collect()
+        };
+        for id in known {
+            if let Ok(connection) = self.connection(id).await {
+                return Ok(connection);
+            }
+        }
+        let mut last = ConnError::Config {
+            key: "bootstrap.servers",
+            reason: "no servers given".into(),
+        };
+        for address in &self.bootstrap {
+            match connect(address, self.tls.as_ref(), self.connection_config.clone()).await {
+                Ok(connection) => return Ok(connection),
+                Err(e) => {
+                    warn!(address, error = %e, "bootstrap server unreachable");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
+    }
+}

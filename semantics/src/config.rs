@@ -1,0 +1,506 @@
+//! Producer configuration with the Kafka property names, so a Java or
+//! librdkafka configuration can be pasted.
+//!
+//! | key | default | notes |
+//! |---|---|---|
+//! | `bootstrap.servers` (`metadata.broker.list`) | required | `host:port,…` |
+//! | `client.id` | `kafka-pure` | |
+//! | `acks` (`request.required.acks`) | `all` | `0`, `1`, `all`/`-1` |
+//! | `enable.idempotence` | `true` | needs `acks=all`, ≤ 5 in flight, retries > 0 |
+//! | `linger.ms` (`queue.buffering.max.ms`) | 5 | |
+//! | `batch.size` | 16384 | bytes per partition batch |
+//! | `batch.num.messages` | 10000 | records per batch |
+//! | `buffer.memory` (`queue.buffering.max.kbytes`, KiB) | 33554432 | bytes queued |
+//! | `max.block.ms` | 60000 | wait for metadata or buffer space |
+//! | `compression.type` (`compression.codec`) | `none` | `none`, `gzip`, `snappy`, `lz4`, `zstd` |
+//! | `max.in.flight.requests.per.connection` | 5 | |
+//! | `retries` | 2147483647 | bounded by `delivery.timeout.ms` |
+//! | `retry.backoff.ms` / `retry.backoff.max.ms` | 100 / 1000 | exponential with jitter |
+//! | `request.timeout.ms` | 30000 | |
+//! | `delivery.timeout.ms` | 120000 | ≥ `linger.ms` + `request.timeout.ms` |
+//! | `max.request.size` (`message.max.bytes`) | 1048576 | |
+//! | `allow.auto.create.topics` | `true` | |
+//! | `transactional.id` / `transaction.timeout.ms` | none / 60000 | |
+//! | `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location` | `PLAINTEXT` | |
+//!
+//! Keys of Java or librdkafka that do not apply here (serializers, interceptors,
+//! statistics …) are accepted and ignored with a warning; any other key is an
+//! error that names it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafka_wire::conn::{SaslConfig, SaslMechanism, TlsConfig};
+use kafka_wire::records::Compression;
+
+/// `acks`: how many replicas must have the record before the broker answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// `acks=0`: no answer at all; records may be lost.
+    None,
+    /// `acks=1`: the leader wrote it.
+    Leader,
+    /// `acks=all`: every in-sync replica wrote it.
+    All,
+}
+
+impl Acks {
+    /// The value in ProduceRequest.
+    pub fn wire_value(self) -> i16 {
+        match self {
+            Self::None => 0,
+            Self::Leader => 1,
+            Self::All => -1,
+        }
+    }
+}
+
+/// Configuration errors, naming the key(s) and the allowed values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value that does not parse or is out of range.
+    #[error("invalid value {value:?} for {key}: expected {expected}")]
+    InvalidValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        expected: &'static str,
+    },
+    /// A key this client does not know.
+    #[error("unknown configuration key {0:?}")]
+    UnknownKey(String),
+    /// A required key is missing.
+    #[error("missing required configuration key {0}")]
+    Missing(&'static str),
+    /// Keys whose values contradict each other.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+/// Producer settings. Build with [`ProducerConfig::from_properties`] or serde.
+#[derive(Debug, Clone)]
+pub struct ProducerConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: Vec<String>,
+    /// `client.id`.
+    pub client_id: String,
+    /// `acks`.
+    pub acks: Acks,
+    /// `enable.idempotence`.
+    pub enable_idempotence: bool,
+    /// `linger.ms`.
+    pub linger: Duration,
+    /// `batch.size` in bytes.
+    pub batch_size: usize,
+    /// `batch.num.messages`.
+    pub batch_max_records: usize,
+    /// `buffer.memory` in bytes.
+    pub buffer_memory: usize,
+    /// `max.block.ms`.
+    pub max_block: Duration,
+    /// `compression.type`.
+    pub compression: Compression,
+    /// `max.in.flight.requests.per.connection`.
+    pub max_in_flight: usize,
+    /// `retries`.
+    pub retries: u32,
+    /// `retry.backoff.ms`.
+    pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms`.
+    pub retry_backoff_max: Duration,
+    /// `request.timeout.ms`.
+    pub request_timeout: Duration,
+    /// `delivery.timeout.ms`.
+    pub delivery_timeout: Duration,
+    /// `max.request.size`.
+    pub max_request_size: usize,
+    /// `allow.auto.create.topics`.
+    pub allow_auto_create_topics: bool,
+    /// `transactional.id`.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms`.
+    pub transaction_timeout: Duration,
+    /// SASL from `security.protocol` + `sasl.*`.
+    pub sasl: Option<SaslConfig>,
+    /// TLS from `security.protocol` + `ssl.ca.location`.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: Vec::new(),
+            client_id: "kafka-pure".into(),
+            acks: Acks::All,
+            enable_idempotence: true,
+            linger: Duration::from_millis(5),
+            batch_size: 16_384,
+            batch_max_records: 10_000,
+            buffer_memory: 33_554_432,
+            max_block: Duration::from_millis(60_000),
+            compression: Compression::None,
+            max_in_flight: 5,
+            retries: i32::MAX as u32,
+            retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(1_000),
+            request_timeout: Duration::from_millis(30_000),
+            delivery_timeout: Duration::from_millis(120_000),
+            max_request_size: 1_048_576,
+            allow_auto_create_topics: true,
+            transactional_id: None,
+            transaction_timeout: Duration::from_millis(60_000),
+            sasl: None,
+            tls: None,
+        }
+    }
+}
+
+/// Keys pasted from Java or librdkafka configurations that do not apply here.
+const IGNORED_KEYS: &[&str] = &[
+    "key.serializer",
+    "value.serializer",
+    "partitioner.class",
+    "interceptor.classes",
+    "statistics.interval.ms",
+    "metrics.recording.level",
+    "socket.keepalive.enable",
+    "api.version.request",
+    "broker.version.fallback",
+    "log.connection.close",
+    "partitioner",
+];
+
+impl ProducerConfig {
+    /// Parses Kafka properties and validates the result.
+    pub fn from_properties<I, K, V>(properties: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut config = Self::default();
+        let mut security = Security::default();
+        let mut explicit_idempotence = None;
+        for (key, value) in properties {
+            let (key, value) = (key.as_ref().trim(), value.as_ref().trim());
+            config.apply(key, value, &mut security, &mut explicit_idempotence)?;
+        }
+        if config.transactional_id.is_some() && explicit_idempotence == Some(false) {
+            return Err(ConfigError::Conflict(
+                "transactional.id requires enable.idempotence=true (got false)".into(),
+            ));
+        }
+        security.apply_to(&mut config)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn apply(
+        &mut self,
+        key: &str,
+        value: &str,
+        security: &mut Security,
+        idempotence: &mut Option<bool>,
+    ) -> Result<(), ConfigError> {
+        match key {
+            "bootstrap.servers" | "metadata.broker.list" => {
+                self.bootstrap_servers = servers(key, value)?
+            }
+            "client.id" => self.client_id = value.to_owned(),
+            "acks" | "request.required.acks" => self.acks = acks(key, value)?,
+            "enable.idempotence" => {
+                self.enable_idempotence = boolean(key, value)?;
+                *idempotence = Some(self.enable_idempotence);
+            }
+            "linger.ms" | "queue.buffering.max.ms" => self.linger = millis(key, value)?,
+            "batch.size" => self.batch_size = positive(key, value)?,
+            "batch.num.messages" => self.batch_max_records = positive(key, value)?,
+            "buffer.memory" => self.buffer_memory = positive(key, value)?,
+            "queue.buffering.max.kbytes" => self.buffer_memory = positive(key, value)? * 1024,
+            "queue.buffering.max.messages" => {}
+            "max.block.ms" => self.max_block = millis(key, value)?,
+            "compression.type" | "compression.codec" => {
+                self.compression = Compression::from_name(value)
+                    .ok_or_else(|| invalid(key, value, "one of none, gzip, snappy, lz4, zstd"))?
+            }
+            "max.in.flight.requests.per.connection" | "max.in.flight" => {
+                self.max_in_flight = positive(key, value)?
+            }
+            "retries" | "message.send.max.retries" => {
+                self.retries = number(key, value, "a non-negative integer")?
+            }
+            "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
+            "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value)?,
+            "request.timeout.ms" => self.request_timeout = millis(key, value)?,
+            "delivery.timeout.ms" | "message.timeout.ms" => {
+                self.delivery_timeout = millis(key, value)?
+            }
+            "max.request.size" | "message.max.bytes" => {
+                self.max_request_size = positive(key, value)?
+            }
+            "allow.auto.create.topics" => self.allow_auto_create_topics = boolean(key, value)?,
+            "transactional.id" => {
+                self.transactional_id = Some(value.to_owned()).filter(|v| !v.is_empty())
+            }
+            "transaction.timeout.ms" => self.transaction_timeout = millis(key, value)?,
+            "security.protocol" => security.protocol = Some(value.to_ascii_uppercase()),
+            "sasl.mechanism" | "sasl.mechanisms" => security.mechanism = Some(value.to_owned()),
+            "sasl.username" => security.username = Some(value.to_owned()),
+            "sasl.password" => security.password = Some(value.to_owned()),
+            "ssl.ca.location" => security.ca_location = Some(value.into()),
+            ignored if IGNORED_KEYS.contains(&ignored) => tracing::warn!(
+                key = ignored,
+                "configuration key does not apply to this client; ignored"
+            ),
+            unknown => return Err(ConfigError::UnknownKey(unknown.to_owned())),
+        }
+        Ok(())
+    }
+
+    /// Checks combinations of keys, naming both sides of a conflict.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bootstrap_servers.is_empty() {
+            return Err(ConfigError::Missing("bootstrap.servers"));
+        }
+        if self.enable_idempotence {
+            if self.acks != Acks::All {
+                return Err(ConfigError::Conflict(format!(
+                    "enable.idempotence=true requires acks=all (got acks={})",
+                    self.acks.wire_value()
+                )));
+            }
+            if self.max_in_flight > 5 {
+                return Err(ConfigError::Conflict(format!(
+                    "enable.idempotence=true requires max.in.flight.requests.per.connection <= 5 (got {})",
+                    self.max_in_flight
+                )));
+            }
+            if self.retries == 0 {
+                return Err(ConfigError::Conflict(
+                    "enable.idempotence=true requires retries > 0 (got 0)".into(),
+                ));
+            }
+        }
+        if self.transactional_id.is_some() && !self.enable_idempotence {
+            return Err(ConfigError::Conflict(
+                "transactional.id requires enable.idempotence=true".into(),
+            ));
+        }
+        if self.delivery_timeout < self.linger + self.request_timeout {
+            return Err(ConfigError::Conflict(format!(
+                "delivery.timeout.ms ({}) must be >= linger.ms ({}) + request.timeout.ms ({})",
+                self.delivery_timeout.as_millis(),
+                self.linger.as_millis(),
+                self.request_timeout.as_millis()
+            )));
+        }
+        Ok(())
+    }
+
+    /// The configuration as Kafka properties (Java key names).
+    pub fn to_properties(&self) -> BTreeMap<String, String> {
+        let ms = |d: Duration| d.as_millis().to_string();
+        let mut map = BTreeMap::from([
+            (
+                "bootstrap.servers".to_owned(),
+                self.bootstrap_servers.join(","),
+            ),
+            ("client.id".to_owned(), self.client_id.clone()),
+            (
+                "acks".to_owned(),
+                if self.acks == Acks::All {
+                    "all".to_owned()
+                } else {
+                    self.acks.wire_value().to_string()
+                },
+            ),
+            (
+                "enable.idempotence".to_owned(),
+                self.enable_idempotence.to_string(),
+            ),
+            ("linger.ms".to_owned(), ms(self.linger)),
+            ("batch.size".to_owned(), self.batch_size.to_string()),
+            (
+                "batch.num.messages".to_owned(),
+                self.batch_max_records.to_string(),
+            ),
+            ("buffer.memory".to_owned(), self.buffer_memory.to_string()),
+            ("max.block.ms".to_owned(), ms(self.max_block)),
+            (
+                "compression.type".to_owned(),
+                self.compression.name().to_owned(),
+            ),
+            (
+                "max.in.flight.requests.per.connection".to_owned(),
+                self.max_in_flight.to_string(),
+            ),
+            ("retries".to_owned(), self.retries.to_string()),
+            ("retry.backoff.ms".to_owned(), ms(self.retry_backoff)),
+            (
+                "retry.backoff.max.ms".to_owned(),
+                ms(self.retry_backoff_max),
+            ),
+            ("request.timeout.ms".to_owned(), ms(self.request_timeout)),
+            ("delivery.timeout.ms".to_owned(), ms(self.delivery_timeout)),
+            (
+                "max.request.size".to_owned(),
+                self.max_request_size.to_string(),
+            ),
+            (
+                "allow.auto.create.topics".to_owned(),
+                self.allow_auto_create_topics.to_string(),
+            ),
+            (
+                "transaction.timeout.ms".to_owned(),
+                ms(self.transaction_timeout),
+            ),
+        ]);
+        if let Some(id) = &self.transactional_id {
+            map.insert("transactional.id".into(), id.clone());
+        }
+        map
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ProducerConfig {
+    /// From a map of Kafka keys to strings, numbers or booleans — through
+    /// [`ProducerConfig::from_properties`], so both paths agree.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+        let properties = map.into_iter().map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (key, text)
+        });
+        Self::from_properties(properties).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for ProducerConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_properties().serialize(serializer)
+    }
+}
+
+#[derive(Default)]
+struct Security {
+    protocol: Option<String>,
+    mechanism: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    ca_location: Option<std::path::PathBuf>,
+}
+
+impl Security {
+    fn apply_to(self, config: &mut ProducerConfig) -> Result<(), ConfigError> {
+        let protocol = self.protocol.as_deref().unwrap_or("PLAINTEXT");
+        let (tls, sasl) = match protocol {
+            "PLAINTEXT" => (false, false),
+            "SSL" => (true, false),
+            "SASL_PLAINTEXT" => (false, true),
+            "SASL_SSL" => (true, true),
+            other => {
+                return Err(invalid(
+                    "security.protocol",
+                    other,
+                    "one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL",
+                ))
+            }
+        };
+        if tls {
+            config.tls = Some(TlsConfig {
+                ca_location: self.ca_location,
+                server_name: None,
+            });
+        }
+        if sasl {
+            let mechanism = self.mechanism.as_deref().unwrap_or("PLAIN");
+            let mechanism = SaslMechanism::from_name(mechanism).map_err(|_| {
+                invalid(
+                    "sasl.mechanism",
+                    mechanism,
+                    "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+                )
+            })?;
+            config.sasl = Some(SaslConfig {
+                mechanism,
+                username: self.username.ok_or(ConfigError::Missing("sasl.username"))?,
+                password: self.password.ok_or(ConfigError::Missing("sasl.password"))?,
+            });
+        }
+        Ok(())
+    }
+}
+
+fn invalid(key: &str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        expected,
+    }
+}
+
+fn number<T: std::str::FromStr>(
+    key: &str,
+    value: &str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    value.parse().map_err(|_| invalid(key, value, expected))
+}
+
+fn positive(key: &str, value: &str) -> Result<usize, ConfigError> {
+    number::<usize>(key, value, "a positive integer").and_then(|n| {
+        if n > 0 {
+            Ok(n)
+        } else {
+            Err(invalid(key, value, "a positive integer"))
+        }
+    })
+}
+
+fn millis(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    number::<u64>(key, value, "milliseconds, a non-negative integer").map(Duration::from_millis)
+}
+
+fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "true or false")),
+    }
+}
+
+fn acks(key: &str, value: &str) -> Result<Acks, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "0" => Ok(Acks::None),
+        "1" => Ok(Acks::Leader),
+        "all" | "-1" => Ok(Acks::All),
+        _ => Err(invalid(key, value, "one of 0, 1, all, -1")),
+    }
+}
+
+fn servers(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+    let servers: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let valid = |s: &String| {
+        s.rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+    };
+    if servers.is_empty() || !servers.iter().all(valid) {
+        return Err(invalid(key, value, "a comma-separated list of host:port"));
+    }
+    Ok(servers)
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

@@ -1,0 +1,81 @@
+//! Errors the client reports to users, each saying what to do about it.
+
+use std::sync::Arc;
+
+use kafka_wire::{ConnError, ErrorClass, KafkaCode};
+
+/// Why a record (or a producer call) failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProduceError {
+    /// The record alone is larger than `max.request.size`.
+    #[error("record of {size} bytes exceeds max.request.size ({max} bytes)")]
+    RecordTooLarge {
+        /// Encoded size of the record.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The broker answered with an error that retries could not fix (or
+    /// retries were exhausted, or `delivery.timeout.ms` passed).
+    #[error("broker error for {topic}-{partition}: {code}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
+    Broker {
+        /// Topic.
+        topic: Arc<str>,
+        /// Partition.
+        partition: i32,
+        /// Kafka error code.
+        code: KafkaCode,
+        /// The broker's message, if any.
+        message: Option<String>,
+    },
+    /// The topic does not exist (after metadata retries until `max.block.ms`).
+    #[error("topic {topic} does not exist: {code} (retried metadata for {waited_ms} ms)")]
+    UnknownTopic {
+        /// Topic.
+        topic: String,
+        /// The last code metadata returned.
+        code: KafkaCode,
+        /// How long metadata was retried.
+        waited_ms: u128,
+    },
+    /// `delivery.timeout.ms` passed before the record was acknowledged. If it
+    /// was sent, it may have been written (`outcome_unknown`).
+    #[error(
+        "delivery timed out after {elapsed_ms} ms (delivery.timeout.ms); last error: {last_error}"
+    )]
+    DeliveryTimeout {
+        /// Time since the record was sent.
+        elapsed_ms: u128,
+        /// What the last attempt ran into.
+        last_error: String,
+        /// Whether an attempt reached the broker, so it may have been written.
+        outcome_unknown: bool,
+    },
+    /// No buffer space within `max.block.ms`.
+    #[error("buffer.memory full for max.block.ms ({waited_ms} ms)")]
+    BufferFull {
+        /// How long the send waited.
+        waited_ms: u128,
+    },
+    /// Connecting to or talking with a broker failed.
+    #[error("connection: {0}")]
+    Connection(#[from] ConnError),
+    /// The producer cannot continue (fenced, unauthorised, unsupported).
+    #[error("producer failed fatally: {0}")]
+    Fatal(String),
+    /// The producer was closed before the record was delivered.
+    #[error("producer closed before the record was delivered")]
+    Closed,
+}
+
+impl ProduceError {
+    /// The class of the underlying Kafka error code, if there is one.
+    pub fn class(&self) -> Option<ErrorClass> {
+        match self {
+            Self::Broker { code, .. } => Some(code.class()),
+            Self::Fatal(_) => Some(ErrorClass::Fatal),
+            _ => None,
+        }
+    }
+}

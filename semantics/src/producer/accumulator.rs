@@ -1,0 +1,225 @@
+//! Per-partition batches waiting to be sent.
+//!
+//! Records are encoded into the partition's open batch as they arrive
+//! ([`BatchBuilder`]); a batch closes when it reaches `batch.size` bytes or the
+//! record limit, or when `linger.ms` expires, and then waits in the partition's
+//! queue for the sender. Retried batches go back to the front, in their
+//! original order.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use kafka_wire::records::{BatchBuilder, Compression, Header, ProducerState};
+
+use super::delivery::{BatchOutcome, DeliveryFuture};
+use crate::error::ProduceError;
+
+/// A batch being filled.
+pub(crate) struct OpenBatch {
+    builder: BatchBuilder,
+    outcome: Arc<BatchOutcome>,
+    created: Instant,
+    buffer_bytes: usize,
+}
+
+/// A closed batch, sealed (CRC, compression) on its first send.
+pub(crate) struct ClosedBatch {
+    pub outcome: Arc<BatchOutcome>,
+    pub builder: Option<BatchBuilder>,
+    pub sealed: Option<Bytes>,
+    pub stamp: ProducerState,
+    pub record_count: i32,
+    pub created: Instant,
+    pub buffer_bytes: usize,
+    /// Order of creation within the partition: retries go back in this order.
+    pub order: u64,
+    pub attempts: u32,
+    pub retry_at: Option<Instant>,
+    pub last_error: Option<String>,
+    /// Set once an attempt reached the broker: a timeout is then ambiguous.
+    pub was_sent: bool,
+}
+
+// Nothing is lost silently: a batch dropped before it was settled (producer
+// aborted, runtime shut down) fails its records with `Closed`.
+impl Drop for PartitionQueue {
+    fn drop(&mut self) {
+        if let Some(open) = &self.open {
+            if !open.outcome.is_complete() {
+                open.outcome.complete(Err(ProduceError::Closed));
+            }
+        }
+    }
+}
+
+impl Drop for ClosedBatch {
+    fn drop(&mut self) {
+        if !self.outcome.is_complete() {
+            self.outcome.complete(Err(ProduceError::Closed));
+        }
+    }
+}
+
+/// One partition's queue.
+#[derive(Default)]
+pub(crate) struct PartitionQueue {
+    open: Option<OpenBatch>,
+    pub closed: VecDeque<ClosedBatch>,
+    pub in_flight: usize,
+    next_order: u64,
+}
+
+impl PartitionQueue {
+    fn close_open(&mut self) {
+        let Some(open) = self.open.take() else { return };
+        let order = self.next_order;
+        self.next_order += 1;
+        self.closed.push_back(ClosedBatch {
+            record_count: open.builder.record_count(),
+            outcome: open.outcome,
+            builder: Some(open.builder),
+            sealed: None,
+            stamp: ProducerState::NONE,
+            created: open.created,
+            buffer_bytes: open.buffer_bytes,
+            order,
+            attempts: 0,
+            retry_at: None,
+            last_error: None,
+            was_sent: false,
+        });
+    }
+
+    /// Closes the open batch if `linger` has passed (or `force`); returns when
+    /// it will expire otherwise.
+    pub fn close_if_due(
+        &mut self,
+        now: Instant,
+        linger: std::time::Duration,
+        force: bool,
+    ) -> Option<Instant> {
+        let open = self.open.as_ref()?;
+        let due = open.created + linger;
+        if force || due <= now {
+            self.close_open();
+            None
+        } else {
+            Some(due)
+        }
+    }
+
+    /// Puts a batch back for another attempt, keeping creation order.
+    pub fn requeue(&mut self, batch: ClosedBatch) {
+        let at = self
+            .closed
+            .iter()
+            .position(|b| b.order > batch.order)
+            .unwrap_or(self.closed.len());
+        self.closed.insert(at, batch);
+    }
+}
+
+/// Batch limits from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchLimits {
+    pub batch_size: usize,
+    pub max_records: usize,
+    pub compression: Compression,
+}
+
+/// One topic's partition queues.
+pub(crate) struct TopicQueues {
+    pub name: Arc<str>,
+    pub partitions: Vec<PartitionQueue>,
+}
+
+/// Every partition's queue.
+#[derive(Default)]
+pub(crate) struct Accumulator {
+    pub topics: HashMap<Arc<str>, TopicQueues>,
+}
+
+/// What an append did.
+pub(crate) struct Appended {
+    pub future: DeliveryFuture,
+    /// A batch closed because it was full: the sender has work now.
+    pub batch_closed: bool,
+    /// A new batch was opened (for the in-progress count).
+    pub batch_opened: bool,
+}
+
+impl Accumulator {
+    /// The queue of `topic`/`partition`, created on first use.
+    pub fn queue(&mut self, topic: &str, partition: i32) -> (&Arc<str>, &mut PartitionQueue) {
+        if !self.topics.contains_key(topic) {
+            let name: Arc<str> = Arc::from(topic);
+            self.topics.insert(
+                name.clone(),
+                TopicQueues {
+                    name,
+                    partitions: Vec::new(),
+                },
+            );
+        }
+        let queues = self.topics.get_mut(topic).expect("inserted above");
+        let index = partition as usize;
+        if queues.partitions.len() <= index {
+            queues
+                .partitions
+                .resize_with(index + 1, PartitionQueue::default);
+        }
+        (&queues.name, &mut queues.partitions[index])
+    }
+
+    /// Appends a record to the partition's open batch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header],
+        record_bytes: usize,
+        limits: BatchLimits,
+    ) -> Appended {
+        let (name, queue) = self.queue(topic, partition);
+        let name = name.clone();
+        let mut batch_closed = false;
+        let full = queue.open.as_ref().is_some_and(|open| {
+            !open.builder.is_empty()
+                && open.builder.size_in_bytes() + record_bytes > limits.batch_size
+        });
+        if full {
+            queue.close_open();
+            batch_closed = true;
+        }
+        let batch_opened = queue.open.is_none();
+        let open = queue.open.get_or_insert_with(|| OpenBatch {
+            builder: BatchBuilder::with_capacity(
+                limits.compression,
+                limits.batch_size.min(1 << 20) + 128,
+            ),
+            outcome: BatchOutcome::new(name, partition),
+            created: Instant::now(),
+            buffer_bytes: 0,
+        });
+        let offset_delta = open.builder.append(timestamp, key, value, headers);
+        open.buffer_bytes += record_bytes;
+        let future = DeliveryFuture::pending(open.outcome.clone(), offset_delta, timestamp);
+        if open.builder.size_in_bytes() >= limits.batch_size
+            || open.builder.record_count() as usize >= limits.max_records
+        {
+            queue.close_open();
+            batch_closed = true;
+        }
+        Appended {
+            future,
+            batch_closed,
+            batch_opened,
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Delivery futures: one shared outcome per batch, one cheap future per record.
+//!
+//! A record's future holds the batch's outcome and its index in the batch, so
+//! completing a batch of thousands of records is one write and one wake-up
+//! pass, not one channel per record.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use super::record::Delivery;
+use crate::error::ProduceError;
+
+/// What the broker said about a whole batch.
+#[derive(Debug, Clone)]
+pub(crate) struct BatchAck {
+    pub base_offset: i64,
+    /// Set when the topic uses log-append time.
+    pub log_append_time: Option<i64>,
+}
+
+/// The shared outcome of one batch.
+#[derive(Debug)]
+pub(crate) struct BatchOutcome {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    result: OnceLock<Result<BatchAck, ProduceError>>,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl BatchOutcome {
+    pub fn new(topic: Arc<str>, partition: i32) -> Arc<Self> {
+        Arc::new(Self {
+            topic,
+            partition,
+            result: OnceLock::new(),
+            wakers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Settles the batch once; later calls are ignored.
+    pub fn complete(&self, result: Result<BatchAck, ProduceError>) {
+        if self.result.set(result).is_ok() {
+            for waker in std::mem::take(&mut *self.wakers.lock().expect("waker lock")) {
+                waker.wake();
+            }
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.result.get().is_some()
+    }
+}
+
+/// Resolves when the record is acknowledged (or has failed for good).
+#[derive(Debug)]
+#[must_use = "a DeliveryFuture reports whether the record was written"]
+pub struct DeliveryFuture {
+    state: FutureState,
+}
+
+#[derive(Debug)]
+enum FutureState {
+    Pending {
+        batch: Arc<BatchOutcome>,
+        offset_delta: i32,
+        timestamp: i64,
+    },
+    Failed(Option<ProduceError>),
+}
+
+impl DeliveryFuture {
+    pub(crate) fn pending(batch: Arc<BatchOutcome>, offset_delta: i32, timestamp: i64) -> Self {
+        Self {
+            state: FutureState::Pending {
+                batch,
+                offset_delta,
+                timestamp,
+            },
+        }
+    }
+
+    pub(crate) fn failed(error: ProduceError) -> Self {
+        Self {
+            state: FutureState::Failed(Some(error)),
+        }
+    }
+
+    fn resolve(
+        batch: &BatchOutcome,
+        offset_delta: i32,
+        timestamp: i64,
+    ) -> Option<Result<Delivery, ProduceError>> {
+        let result = batch.result.get()?;
+        Some(match result {
+            Ok(ack) => Ok(Delivery {
+                topic: batch.topic.clone(),
+                partition: batch.partition,
+                // −1: written, offset unknown (nisshi's answer to a duplicate batch).
+                offset: if ack.base_offset < 0 {
+                    -1
+                } else {
+                    ack.base_offset + i64::from(offset_delta)
+                },
+                timestamp: ack.log_append_time.unwrap_or(timestamp),
+            }),
+            Err(error) => Err(error.clone()),
+        })
+    }
+}
+
+impl Future for DeliveryFuture {
+    type Output = Result<Delivery, ProduceError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            FutureState::Failed(error) => {
+                Poll::Ready(Err(error.take().unwrap_or(ProduceError::Closed)))
+            }
+            FutureState::Pending {
+                batch,
+                offset_delta,
+                timestamp,
+            } => {
+                if let Some(result) = Self::resolve(batch, *offset_delta, *timestamp) {
+                    return Poll::Ready(result);
+                }
+                let mut wakers = batch.wakers.lock().expect("waker lock");
+                // Re-check under the lock: `complete` drains wakers after setting.
+                if let Some(result) = Self::resolve(batch, *offset_delta, *timestamp) {
+                    return Poll::Ready(result);
+                }
+                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                    wakers.push(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        }
+    }
+}

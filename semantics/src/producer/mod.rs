@@ -1,0 +1,302 @@
+//! The producer: batching, partitioning, retries, idempotence, delivery reports.
+//!
+//! ```text
+//! send() ─► partitioner ─► accumulator (per-partition batches) ─► sender task ─► leaders
+//!   │                                                                  │
+//!   └─► DeliveryFuture ◄──────── batch outcome (offset or typed error) ◄┘
+//! ```
+//! - [`partitioner`]: Java-compatible murmur2 for keys, sticky for null keys.
+//! - [`accumulator`]: batches closed by `batch.size`, record count, `linger.ms`.
+//! - [`sender`]: pipelined Produce requests, retries with backoff, ordering.
+//! - [`sequence`]: idempotent sequence numbers as a pure state machine.
+//! - [`delivery`]: one shared outcome per batch, a cheap future per record.
+
+mod accumulator;
+mod delivery;
+pub mod partitioner;
+mod record;
+mod sender;
+pub mod sequence;
+mod shared;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kafka_wire::conn::ConnectionConfig;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+pub use delivery::DeliveryFuture;
+pub use partitioner::Partitioner;
+pub use record::{Delivery, ProducerRecord};
+
+use accumulator::BatchLimits;
+use partitioner::{partition_for_key, StickyPartitioner};
+use shared::Shared;
+
+use crate::cluster::Cluster;
+use crate::config::{ConfigError, ProducerConfig};
+use crate::error::ProduceError;
+
+/// Bytes a record adds beyond its key, value and headers: the record's own
+/// varints and attributes, at most.
+const RECORD_OVERHEAD: usize = 21;
+/// The batch header a lone record would need, for `max.request.size`.
+const BATCH_OVERHEAD: usize = kafka_wire::records::BATCH_HEADER_LEN;
+
+/// A Kafka producer. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Producer {
+    shared: Arc<Shared>,
+    sticky: Mutex<StickyPartitioner>,
+    partitioner: Option<Arc<dyn Partitioner>>,
+    sender: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Producer {
+    /// Starts a producer (and its sender task) on the current tokio runtime.
+    /// Nothing is contacted until the first record.
+    pub fn new(config: ProducerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let connection = ConnectionConfig {
+            client_id: Some(config.client_id.clone()),
+            request_timeout: config.request_timeout,
+            sasl: config.sasl.clone(),
+            ..ConnectionConfig::default()
+        };
+        let cluster = Arc::new(Cluster::new(
+            config.bootstrap_servers.clone(),
+            connection,
+            config.tls.clone(),
+            config.allow_auto_create_topics,
+        ));
+        let shared = Arc::new(Shared::new(config, cluster));
+        let span = tracing::info_span!("producer", client_id = %shared.config.client_id);
+        let sender = tokio::spawn(sender::Sender::new(shared.clone()).run().instrument(span));
+        Ok(Self {
+            shared,
+            sticky: Mutex::new(StickyPartitioner::default()),
+            partitioner: None,
+            sender: Mutex::new(Some(sender)),
+        })
+    }
+
+    /// Starts a producer from Kafka properties (`bootstrap.servers`, `acks`, …).
+    pub fn from_properties<I, K, V>(properties: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        Self::new(ProducerConfig::from_properties(properties)?)
+    }
+
+    /// Uses `partitioner` before the default one (it may decline a record).
+    pub fn with_partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
+        self.partitioner = Some(partitioner);
+        self
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.shared.config
+    }
+
+    /// Queues `record`. Awaiting this waits for topic metadata and for room in
+    /// `buffer.memory` (at most `max.block.ms`); the returned future resolves
+    /// when the record is acknowledged or has failed for good. A record that
+    /// alone exceeds `max.request.size` gets a failed future and affects
+    /// nothing else.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
+        if let Some(error) = self.shared.fatal_error() {
+            return Err(error);
+        }
+        if self.shared.is_closed() {
+            return Err(ProduceError::Closed);
+        }
+        let size = record_size(&record);
+        if size + BATCH_OVERHEAD > self.shared.config.max_request_size {
+            return Ok(DeliveryFuture::failed(ProduceError::RecordTooLarge {
+                size,
+                max: self.shared.config.max_request_size,
+            }));
+        }
+        let partition = self.choose_partition(&record).await?;
+        self.reserve_buffer(size).await?;
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let limits = self.batch_limits();
+        let appended = {
+            let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+            let appended = accumulator.append(
+                &record.topic,
+                partition,
+                timestamp,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &record.headers,
+                size,
+                limits,
+            );
+            // Counted under the lock, before the sender can settle the batch.
+            if appended.batch_opened {
+                self.shared.batch_opened();
+            }
+            appended
+        };
+        if appended.batch_closed {
+            if record.key.is_none() && record.partition.is_none() {
+                self.sticky
+                    .lock()
+                    .expect("sticky lock")
+                    .on_new_batch(&record.topic, partition);
+            }
+            self.shared.wake.notify_one();
+        }
+        Ok(appended.future)
+    }
+
+    /// Queues many records, in order; see [`Producer::send`].
+    pub async fn send_batch(
+        &self,
+        records: impl IntoIterator<Item = ProducerRecord>,
+    ) -> Result<Vec<DeliveryFuture>, ProduceError> {
+        let mut futures = Vec::new();
+        for record in records {
+            futures.push(self.send(record).await?);
+        }
+        Ok(futures)
+    }
+
+    /// Sends everything queued now, ignoring `linger.ms`, and waits until
+    /// every queued record is settled.
+    pub async fn flush(&self) {
+        self.shared
+            .flushing
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        self.shared.wake.notify_one();
+        loop {
+            let idle = self.shared.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.shared.pending_batches() == 0 || self.shared.fatal_error().is_some() {
+                break;
+            }
+            idle.await;
+        }
+        self.shared
+            .flushing
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Graceful shutdown: flushes for at most `timeout`, then stops the sender.
+    /// Records still unsettled then fail with [`ProduceError::Closed`].
+    pub async fn close(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.flush()).await;
+        self.shared.close();
+        let sender = self.sender.lock().expect("sender lock").take();
+        if let Some(sender) = sender {
+            if tokio::time::timeout(Duration::from_millis(100), sender)
+                .await
+                .is_err()
+            {
+                tracing::warn!("sender did not stop in time; unsettled records fail with Closed");
+            }
+        }
+    }
+
+    async fn choose_partition(&self, record: &ProducerRecord) -> Result<i32, ProduceError> {
+        if let Some(partition) = record.partition {
+            return Ok(partition);
+        }
+        let config = &self.shared.config;
+        let metadata = match self.shared.cluster.cached_topic(&record.topic) {
+            Some(Ok(metadata)) => metadata,
+            _ => {
+                let started = std::time::Instant::now();
+                let deadline = started + config.max_block;
+                self.shared
+                    .cluster
+                    .topic(&record.topic, deadline, config.retry_backoff)
+                    .await
+                    .map_err(|(code, connection)| match connection {
+                        Some(error) if code == kafka_wire::KafkaCode(-1) => {
+                            ProduceError::Connection(error)
+                        }
+                        _ => ProduceError::UnknownTopic {
+                            topic: record.topic.clone(),
+                            code,
+                            waited_ms: started.elapsed().as_millis(),
+                        },
+                    })?
+            }
+        };
+        let count = metadata.partition_count();
+        if let Some(partition) = self
+            .partitioner
+            .as_ref()
+            .and_then(|p| p.partition(&record.topic, record.key.as_deref(), count))
+        {
+            return Ok(partition);
+        }
+        Ok(match record.key.as_deref() {
+            Some(key) => partition_for_key(key, count),
+            None => self
+                .sticky
+                .lock()
+                .expect("sticky lock")
+                .partition(&record.topic, count),
+        })
+    }
+
+    async fn reserve_buffer(&self, size: usize) -> Result<(), ProduceError> {
+        let permits = u32::try_from(size).unwrap_or(u32::MAX);
+        if let Ok(permit) = self.shared.buffer.try_acquire_many(permits) {
+            permit.forget();
+            return Ok(());
+        }
+        let wait = self.shared.config.max_block;
+        match tokio::time::timeout(wait, self.shared.buffer.acquire_many(permits)).await {
+            Ok(Ok(permit)) => {
+                permit.forget();
+                Ok(())
+            }
+            Ok(Err(_)) => Err(ProduceError::Closed),
+            Err(_) => Err(ProduceError::BufferFull {
+                waited_ms: wait.as_millis(),
+            }),
+        }
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        let config = &self.shared.config;
+        BatchLimits {
+            batch_size: config.batch_size,
+            max_records: config.batch_max_records,
+            compression: config.compression,
+        }
+    }
+}
+
+impl Drop for Producer {
+    /// Dropping without `close` lets the sender deliver what is queued, then stop.
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+fn record_size(record: &ProducerRecord) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 10)
+        .sum();
+    record.key.as_ref().map_or(0, |k| k.len())
+        + record.value.as_ref().map_or(0, |v| v.len())
+        + headers
+        + RECORD_OVERHEAD
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

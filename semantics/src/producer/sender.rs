@@ -1,0 +1,560 @@
+//! The sender: one background task that drains closed batches to partition
+//! leaders, pipelines Produce requests, and settles every batch — acknowledged,
+//! retried, or failed with a typed error.
+//!
+//! Ordering: a partition has at most `max.in.flight.requests.per.connection`
+//! batches in flight; a batch that must be retried goes back to the front of
+//! its partition in creation order and is resent only once that partition has
+//! nothing in flight, so with idempotence retries cannot reorder records.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use kafka_wire::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_wire::protocol::messages::{
+    InitProducerIdRequest, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_wire::protocol::protocol::StrBytes;
+use kafka_wire::records::builder::restamp;
+use kafka_wire::records::ProducerState;
+use kafka_wire::{ConnError, ErrorClass, KafkaCode};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::accumulator::ClosedBatch;
+use super::delivery::BatchAck;
+use super::sequence::{SequenceVerdict, Sequences};
+use super::shared::Shared;
+use crate::config::Acks;
+use crate::error::ProduceError;
+
+/// A batch on its way, with where it came from.
+struct Outbound {
+    topic: Arc<str>,
+    partition: i32,
+    batch: ClosedBatch,
+    restamp: bool,
+}
+
+/// What one Produce request came back with.
+struct Returned {
+    broker: i32,
+    batches: Vec<Outbound>,
+    result: Result<Option<ProduceResponse>, ProduceError>,
+}
+
+pub(crate) struct Sender {
+    shared: Arc<Shared>,
+    sequences: Option<Sequences>,
+    bump_pending: bool,
+    in_flight: JoinSet<Returned>,
+    broker_in_flight: HashMap<i32, usize>,
+    refreshing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sender {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self {
+            shared,
+            sequences: None,
+            bump_pending: false,
+            in_flight: JoinSet::new(),
+            broker_in_flight: HashMap::new(),
+            refreshing: None,
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            if self.shared.config.enable_idempotence
+                && (self.sequences.is_none() || (self.bump_pending && self.in_flight.is_empty()))
+            {
+                if let Err(error) = self.init_producer_id().await {
+                    self.fail_everything(error);
+                    return;
+                }
+            }
+            let wake_at = self.drain();
+            if self.shared.is_closed()
+                && self.shared.pending_batches() == 0
+                && self.in_flight.is_empty()
+            {
+                return;
+            }
+            tokio::select! {
+                _ = self.shared.wake.notified() => {}
+                Some(returned) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    match returned {
+                        Ok(returned) => self.settle(returned),
+                        Err(panic) => warn!(%panic, "produce request task failed"),
+                    }
+                }
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
+            }
+        }
+    }
+
+    /// InitProducerId, or the KIP-360 epoch bump when an id is already held.
+    async fn init_producer_id(&mut self) -> Result<(), ProduceError> {
+        let config = &self.shared.config;
+        let deadline = Instant::now() + config.max_block;
+        let (mut id, mut epoch) = self
+            .sequences
+            .as_ref()
+            .map_or((-1, -1), Sequences::producer);
+        let mut attempt = 0;
+        loop {
+            let result = async {
+                let connection = self.shared.cluster.any_connection().await?;
+                let version = connection
+                    .versions()
+                    .version_for::<InitProducerIdRequest>()
+                    .map_err(ConnError::from)?;
+                // Bumping an existing id needs v3+ (KIP-360); older brokers hand out a new id.
+                let (bump_id, bump_epoch) = if version >= 3 { (id, epoch) } else { (-1, -1) };
+                let request = InitProducerIdRequest::default()
+                    .with_transaction_timeout_ms(
+                        i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX),
+                    )
+                    .with_producer_id(bump_id.into())
+                    .with_producer_epoch(bump_epoch);
+                Ok::<_, ProduceError>(connection.send(&request).await?)
+            }
+            .await;
+            match result {
+                Ok(response) if response.error_code == 0 => {
+                    let (new_id, new_epoch) = (response.producer_id.0, response.producer_epoch);
+                    debug!(
+                        producer_id = new_id,
+                        epoch = new_epoch,
+                        "producer id initialised"
+                    );
+                    match &mut self.sequences {
+                        Some(sequences) => sequences.bump(new_id, new_epoch),
+                        None => self.sequences = Some(Sequences::new(new_id, new_epoch)),
+                    }
+                    self.bump_pending = false;
+                    return Ok(());
+                }
+                // Our epoch was bumped by a rival holding the same id (nisshi gives
+                // every idempotent producer one id): ask for a fresh id instead.
+                Ok(response)
+                    if id >= 0
+                        && config.transactional_id.is_none()
+                        && matches!(response.error_code, 47 | 90) =>
+                {
+                    (id, epoch) = (-1, -1);
+                }
+                Ok(response) if !KafkaCode(response.error_code).class().is_retriable() => {
+                    return Err(ProduceError::Fatal(format!(
+                        "InitProducerId: {}",
+                        KafkaCode(response.error_code)
+                    )));
+                }
+                other => {
+                    let reason = match other {
+                        Ok(response) => KafkaCode(response.error_code).to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    if Instant::now() >= deadline {
+                        return Err(ProduceError::Fatal(format!(
+                            "InitProducerId did not succeed within max.block.ms: {reason}"
+                        )));
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(self.shared.backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    /// Closes due batches, fails expired ones, and sends what may be sent.
+    /// Returns when to look again.
+    fn drain(&mut self) -> Instant {
+        let now = Instant::now();
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let force = shared.flushing.load(Ordering::Acquire) > 0 || shared.is_closed();
+        let mut wake_at = now + Duration::from_millis(100);
+        let mut requests: HashMap<i32, Vec<Outbound>> = HashMap::new();
+        let mut unknown_leaders = Vec::new();
+        let mut expired = Vec::new();
+        {
+            let mut accumulator = shared.accumulator.lock().expect("accumulator lock");
+            for topic in accumulator.topics.values_mut() {
+                for (index, queue) in topic.partitions.iter_mut().enumerate() {
+                    let partition = index as i32;
+                    if let Some(due) = queue.close_if_due(now, config.linger, force) {
+                        wake_at = wake_at.min(due);
+                    }
+                    while queue
+                        .closed
+                        .front()
+                        .is_some_and(|b| b.created + config.delivery_timeout <= now)
+                    {
+                        expired.push(queue.closed.pop_front().expect("checked"));
+                    }
+                    let Some(front) = queue.closed.front() else {
+                        continue;
+                    };
+                    if self.bump_pending || queue.in_flight >= config.max_in_flight {
+                        continue;
+                    }
+                    if let Some(retry_at) = front.retry_at.filter(|&at| at > now) {
+                        wake_at = wake_at.min(retry_at);
+                        continue;
+                    }
+                    // A retry waits for the partition's in-flight batches: order first.
+                    if front.attempts > 0 && queue.in_flight > 0 {
+                        continue;
+                    }
+                    let Some(leader) = shared.cluster.leader(&topic.name, partition) else {
+                        unknown_leaders.push(topic.name.to_string());
+                        continue;
+                    };
+                    if self.broker_in_flight.get(&leader).copied().unwrap_or(0)
+                        >= config.max_in_flight
+                    {
+                        continue;
+                    }
+                    let request = requests.entry(leader).or_default();
+                    let mut batch = queue.closed.pop_front().expect("checked");
+                    let restamp = self.stamp(&topic.name, partition, &mut batch);
+                    queue.in_flight += 1;
+                    request.push(Outbound {
+                        topic: topic.name.clone(),
+                        partition,
+                        batch,
+                        restamp,
+                    });
+                }
+            }
+        }
+        for batch in expired {
+            self.expire(batch, now);
+        }
+        if !unknown_leaders.is_empty() {
+            self.refresh_metadata(unknown_leaders);
+        }
+        for (broker, batches) in requests.into_iter().filter(|(_, b)| !b.is_empty()) {
+            self.dispatch(broker, batches);
+        }
+        wake_at
+    }
+
+    /// Gives a batch its sequence on first send, or a new one after an epoch
+    /// bump. Returns whether already-sealed bytes need restamping.
+    fn stamp(&mut self, topic: &Arc<str>, partition: i32, batch: &mut ClosedBatch) -> bool {
+        let Some(sequences) = self.sequences.as_mut() else {
+            return false;
+        };
+        if batch.stamp != ProducerState::NONE && sequences.is_current(batch.stamp) {
+            return false;
+        }
+        batch.stamp = sequences.assign(&(topic.clone(), partition), batch.record_count);
+        batch.sealed.is_some()
+    }
+
+    fn dispatch(&mut self, broker: i32, batches: Vec<Outbound>) {
+        *self.broker_in_flight.entry(broker).or_default() += 1;
+        let shared = self.shared.clone();
+        self.in_flight.spawn(async move {
+            let mut batches = batches;
+            let result = send_request(&shared, broker, &mut batches).await;
+            Returned {
+                broker,
+                batches,
+                result,
+            }
+        });
+    }
+
+    fn refresh_metadata(&mut self, topics: Vec<String>) {
+        if self
+            .refreshing
+            .as_ref()
+            .is_some_and(|task| !task.is_finished())
+        {
+            return;
+        }
+        let shared = self.shared.clone();
+        self.refreshing = Some(tokio::spawn(async move {
+            if let Err(error) = shared.cluster.refresh(&topics).await {
+                debug!(%error, "metadata refresh failed");
+                tokio::time::sleep(shared.config.retry_backoff).await;
+            }
+            shared.wake.notify_one();
+        }));
+    }
+
+    /// Settles every batch of a returned request.
+    fn settle(&mut self, returned: Returned) {
+        if let Some(count) = self.broker_in_flight.get_mut(&returned.broker) {
+            *count = count.saturating_sub(1);
+        }
+        let acks_none = self.shared.config.acks == Acks::None;
+        match returned.result {
+            Err(error) => {
+                // Disconnected or timed out: leaders may have moved.
+                let topics: Vec<String> = returned
+                    .batches
+                    .iter()
+                    .map(|b| b.topic.to_string())
+                    .collect();
+                self.refresh_metadata(topics);
+                for outbound in returned.batches {
+                    self.retry_or_fail(outbound, error.clone(), true);
+                }
+            }
+            Ok(None) if acks_none => {
+                for outbound in returned.batches {
+                    self.finish(
+                        outbound,
+                        Ok(BatchAck {
+                            base_offset: -1,
+                            log_append_time: None,
+                        }),
+                    );
+                }
+            }
+            Ok(response) => {
+                let answers = partition_answers(response.unwrap_or_default());
+                for outbound in returned.batches {
+                    let answer = answers
+                        .get(&(outbound.topic.clone(), outbound.partition))
+                        .cloned();
+                    self.settle_partition(outbound, answer);
+                }
+            }
+        }
+    }
+
+    fn settle_partition(&mut self, outbound: Outbound, answer: Option<PartitionAnswer>) {
+        let Some(answer) = answer else {
+            let error =
+                ProduceError::Fatal("the produce response omitted a partition it was sent".into());
+            return self.retry_or_fail(outbound, error, true);
+        };
+        let code = KafkaCode(answer.error_code);
+        if code.is_ok() {
+            return self.acknowledge(outbound, answer.base_offset, answer.log_append_time);
+        }
+        let verdict = self
+            .sequences
+            .as_ref()
+            .map_or(SequenceVerdict::NotSequenceRelated, |s| {
+                s.verdict(
+                    &(outbound.topic.clone(), outbound.partition),
+                    outbound.batch.stamp,
+                    code,
+                )
+            });
+        let error = ProduceError::Broker {
+            topic: outbound.topic.clone(),
+            partition: outbound.partition,
+            code,
+            message: answer.message,
+        };
+        match verdict {
+            SequenceVerdict::AlreadyWritten => self.acknowledge(outbound, answer.base_offset, None),
+            SequenceVerdict::BumpEpoch => {
+                warn!(topic = %outbound.topic, partition = outbound.partition, %code, "bumping the producer epoch (KIP-360)");
+                self.bump_pending = true;
+                self.requeue(outbound, error, false);
+            }
+            SequenceVerdict::RetryInOrder => self.requeue(outbound, error, false),
+            SequenceVerdict::NotSequenceRelated => {
+                if code.class() == ErrorClass::RefreshMetadata {
+                    self.shared.cluster.invalidate(&outbound.topic);
+                    self.refresh_metadata(vec![outbound.topic.to_string()]);
+                }
+                let retriable = code.class().is_retriable();
+                self.retry_or_fail(outbound, error, retriable);
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, outbound: Outbound, base_offset: i64, log_append_time: Option<i64>) {
+        if let Some(sequences) = self.sequences.as_mut() {
+            let stamp = outbound.batch.stamp;
+            sequences.acknowledge(
+                &(outbound.topic.clone(), outbound.partition),
+                stamp.base_sequence,
+                outbound.batch.record_count,
+            );
+        }
+        self.finish(
+            outbound,
+            Ok(BatchAck {
+                base_offset,
+                log_append_time,
+            }),
+        );
+    }
+
+    fn retry_or_fail(&mut self, outbound: Outbound, error: ProduceError, retriable: bool) {
+        let config = &self.shared.config;
+        let attempts = outbound.batch.attempts + 1;
+        let timed_out = outbound.batch.created + config.delivery_timeout <= Instant::now();
+        if !retriable || attempts > config.retries || timed_out {
+            let error = if timed_out && retriable {
+                self.timeout_error(&outbound.batch, error.to_string())
+            } else {
+                error
+            };
+            return self.finish(outbound, Err(error));
+        }
+        self.requeue(outbound, error, true);
+    }
+
+    fn requeue(&mut self, mut outbound: Outbound, error: ProduceError, backoff: bool) {
+        outbound.batch.attempts += 1;
+        outbound.batch.was_sent = true;
+        outbound.batch.last_error = Some(error.to_string());
+        outbound.batch.retry_at =
+            backoff.then(|| Instant::now() + self.shared.backoff(outbound.batch.attempts));
+        let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+        let (_, queue) = accumulator.queue(&outbound.topic, outbound.partition);
+        queue.in_flight = queue.in_flight.saturating_sub(1);
+        queue.requeue(outbound.batch);
+    }
+
+    fn finish(&mut self, outbound: Outbound, result: Result<BatchAck, ProduceError>) {
+        {
+            let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+            let (_, queue) = accumulator.queue(&outbound.topic, outbound.partition);
+            queue.in_flight = queue.in_flight.saturating_sub(1);
+        }
+        self.shared.complete_batch(&outbound.batch, result);
+    }
+
+    fn timeout_error(&self, batch: &ClosedBatch, last_error: String) -> ProduceError {
+        ProduceError::DeliveryTimeout {
+            elapsed_ms: batch.created.elapsed().as_millis(),
+            last_error,
+            outcome_unknown: batch.was_sent,
+        }
+    }
+
+    fn expire(&mut self, batch: ClosedBatch, _now: Instant) {
+        let last = batch
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "never sent (no leader or no buffer)".into());
+        let error = self.timeout_error(&batch, last);
+        self.shared.complete_batch(&batch, Err(error));
+    }
+
+    fn fail_everything(&mut self, error: ProduceError) {
+        let batches: Vec<ClosedBatch> = {
+            let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+            let mut all = Vec::new();
+            for topic in accumulator.topics.values_mut() {
+                for queue in &mut topic.partitions {
+                    queue.close_if_due(Instant::now(), Duration::ZERO, true);
+                    all.extend(queue.closed.drain(..));
+                }
+            }
+            all
+        };
+        for batch in batches {
+            self.shared.complete_batch(&batch, Err(error.clone()));
+        }
+        self.shared.fail(error);
+    }
+}
+
+/// Seals (or restamps) the batches and sends one Produce request.
+async fn send_request(
+    shared: &Shared,
+    broker: i32,
+    batches: &mut [Outbound],
+) -> Result<Option<ProduceResponse>, ProduceError> {
+    for outbound in batches.iter_mut() {
+        seal(outbound)?;
+    }
+    let config = &shared.config;
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for outbound in batches.iter() {
+        let data = PartitionProduceData::default()
+            .with_index(outbound.partition)
+            .with_records(outbound.batch.sealed.clone());
+        match topics
+            .iter_mut()
+            .find(|t| t.name.0.as_str() == &*outbound.topic)
+        {
+            Some(topic) => topic.partition_data.push(data),
+            None => topics.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(outbound.topic.to_string())))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    let request = ProduceRequest::default()
+        .with_acks(config.acks.wire_value())
+        .with_timeout_ms(i32::try_from(config.request_timeout.as_millis()).unwrap_or(i32::MAX))
+        .with_topic_data(topics);
+    let connection = shared.cluster.connection(broker).await?;
+    if config.acks == Acks::None {
+        let version = connection
+            .versions()
+            .version_for::<ProduceRequest>()
+            .map_err(ConnError::from)?;
+        connection.send_without_response(&request, version)?;
+        return Ok(None);
+    }
+    Ok(Some(connection.send(&request).await?))
+}
+
+fn seal(outbound: &mut Outbound) -> Result<(), ProduceError> {
+    let batch = &mut outbound.batch;
+    if let Some(builder) = batch.builder.take() {
+        let sealed = builder
+            .build(batch.stamp)
+            .map_err(|e| ProduceError::Fatal(format!("sealing a batch: {e}")))?;
+        batch.sealed = Some(sealed);
+    } else if outbound.restamp {
+        let sealed = batch
+            .sealed
+            .as_ref()
+            .expect("a batch without a builder is sealed");
+        let mut bytes = BytesMut::from(&sealed[..]);
+        restamp(&mut bytes, batch.stamp)
+            .map_err(|e| ProduceError::Fatal(format!("restamping a batch: {e}")))?;
+        batch.sealed = Some(bytes.freeze());
+        outbound.restamp = false;
+    }
+    Ok(())
+}
+
+#[derive(Clone)]
+struct PartitionAnswer {
+    error_code: i16,
+    base_offset: i64,
+    log_append_time: Option<i64>,
+    message: Option<String>,
+}
+
+fn partition_answers(response: ProduceResponse) -> HashMap<(Arc<str>, i32), PartitionAnswer> {
+    let mut answers = HashMap::new();
+    for topic in response.responses {
+        let name: Arc<str> = Arc::from(topic.name.0.as_str());
+        for partition in topic.partition_responses {
+            answers.insert(
+                (name.clone(), partition.index),
+                PartitionAnswer {
+                    error_code: partition.error_code,
+                    base_offset: partition.base_offset,
+                    log_append_time: (partition.log_append_time_ms >= 0)
+                        .then_some(partition.log_append_time_ms),
+                    message: partition.error_message.map(|m| m.to_string()),
+                },
+            );
+        }
+    }
+    answers
+}

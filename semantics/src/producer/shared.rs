@@ -1,0 +1,108 @@
+//! State shared by the producer handle (user tasks) and the sender task.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+
+use super::accumulator::{Accumulator, ClosedBatch};
+use super::delivery::BatchAck;
+use crate::cluster::Cluster;
+use crate::config::ProducerConfig;
+use crate::error::ProduceError;
+
+pub(crate) struct Shared {
+    pub config: ProducerConfig,
+    pub cluster: Arc<Cluster>,
+    pub accumulator: Mutex<Accumulator>,
+    /// Wakes the sender: a batch closed, a flush began, metadata arrived.
+    pub wake: Notify,
+    /// `buffer.memory`, in bytes of queued records.
+    pub buffer: Semaphore,
+    /// Batches opened and not yet settled.
+    pending: AtomicUsize,
+    /// Signalled when `pending` drops to zero.
+    pub idle: Notify,
+    /// Callers inside `flush()`: linger is ignored while there are any.
+    pub flushing: AtomicUsize,
+    closed: AtomicBool,
+    fatal: Mutex<Option<ProduceError>>,
+}
+
+impl Shared {
+    pub fn new(config: ProducerConfig, cluster: Arc<Cluster>) -> Self {
+        let buffer = Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS));
+        Self {
+            config,
+            cluster,
+            accumulator: Mutex::new(Accumulator::default()),
+            wake: Notify::new(),
+            buffer,
+            pending: AtomicUsize::new(0),
+            idle: Notify::new(),
+            flushing: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            fatal: Mutex::new(None),
+        }
+    }
+
+    pub fn batch_opened(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn pending_batches(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Settles a batch: its futures resolve, its buffer space returns.
+    pub fn complete_batch(&self, batch: &ClosedBatch, result: Result<BatchAck, ProduceError>) {
+        batch.outcome.complete(result);
+        self.buffer.add_permits(batch.buffer_bytes);
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Records a fatal error: every later send fails with it.
+    pub fn fail(&self, error: ProduceError) {
+        *self.fatal.lock().expect("fatal lock") = Some(error);
+        self.closed.store(true, Ordering::Release);
+        self.idle.notify_waiters();
+    }
+
+    pub fn fatal_error(&self) -> Option<ProduceError> {
+        self.fatal.lock().expect("fatal lock").clone()
+    }
+
+    /// Exponential backoff with jitter: `retry.backoff.ms` doubling up to
+    /// `retry.backoff.max.ms`, ±20 % (KIP-580).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.config.retry_backoff.as_secs_f64()
+            * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
+        let capped = base.min(self.config.retry_backoff_max.as_secs_f64());
+        let jitter = 0.8 + 0.4 * pseudo_random();
+        Duration::from_secs_f64(capped * jitter)
+    }
+}
+
+/// A cheap uniform value in [0, 1) for jitter (not for anything secret).
+fn pseudo_random() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
