@@ -10,6 +10,7 @@
 pub mod cluster;
 pub mod config;
 pub mod error;
+mod fast_hash;
 pub mod producer;
 
 pub use config::{Acks, ProducerConfig};

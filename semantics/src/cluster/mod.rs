@@ -12,6 +12,8 @@ use kafka_wire::protocol::protocol::StrBytes;
 use kafka_wire::{ConnError, Connection, ErrorClass, KafkaCode};
 use tracing::{debug, warn};
 
+use crate::fast_hash::FastMap;
+
 /// Partitions of one topic, as the last Metadata answer described them.
 #[derive(Debug, Clone)]
 pub struct TopicMetadata {
@@ -29,7 +31,7 @@ impl TopicMetadata {
 #[derive(Default)]
 struct State {
     brokers: HashMap<i32, String>,
-    topics: HashMap<String, Result<Arc<TopicMetadata>, KafkaCode>>,
+    topics: FastMap<String, Result<Arc<TopicMetadata>, KafkaCode>>,
     connections: HashMap<i32, Connection>,
     refreshed: Option<Instant>,
 }

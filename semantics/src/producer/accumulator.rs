@@ -6,7 +6,7 @@
 //! queue for the sender. Retried batches go back to the front, in their
 //! original order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use kafka_wire::records::{BatchBuilder, Compression, Header, ProducerState};
 
 use super::delivery::{BatchOutcome, DeliveryFuture};
 use crate::error::ProduceError;
+use crate::fast_hash::FastMap;
 
 /// A batch being filled.
 pub(crate) struct OpenBatch {
@@ -138,7 +139,7 @@ pub(crate) struct TopicQueues {
 /// Every partition's queue.
 #[derive(Default)]
 pub(crate) struct Accumulator {
-    pub topics: HashMap<Arc<str>, TopicQueues>,
+    pub topics: FastMap<Arc<str>, TopicQueues>,
 }
 
 /// What an append did.

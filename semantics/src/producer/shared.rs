@@ -1,7 +1,7 @@
 //! State shared by the producer handle (user tasks) and the sender task.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore};
@@ -27,7 +27,7 @@ pub(crate) struct Shared {
     /// Callers inside `flush()`: linger is ignored while there are any.
     pub flushing: AtomicUsize,
     closed: AtomicBool,
-    fatal: Mutex<Option<ProduceError>>,
+    fatal: OnceLock<ProduceError>,
 }
 
 impl Shared {
@@ -43,7 +43,7 @@ impl Shared {
             idle: Notify::new(),
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
-            fatal: Mutex::new(None),
+            fatal: OnceLock::new(),
         }
     }
 
@@ -75,13 +75,13 @@ impl Shared {
 
     /// Records a fatal error: every later send fails with it.
     pub fn fail(&self, error: ProduceError) {
-        *self.fatal.lock().expect("fatal lock") = Some(error);
+        let _ = self.fatal.set(error);
         self.closed.store(true, Ordering::Release);
         self.idle.notify_waiters();
     }
 
     pub fn fatal_error(&self) -> Option<ProduceError> {
-        self.fatal.lock().expect("fatal lock").clone()
+        self.fatal.get().cloned()
     }
 
     /// Exponential backoff with jitter: `retry.backoff.ms` doubling up to
