@@ -146,6 +146,7 @@ async fn a_million_records_arrive_exactly_once_and_in_order() {
         assert!(delivery.offset > last_offset, "delivery offsets increase");
         last_offset = delivery.offset;
     }
+    assert_eq!(producer.metrics().records_acked, COUNT as u64);
     producer.close(Duration::from_secs(10)).await;
     let values = read_back(&bootstrap, &topic, COUNT).await;
     assert_exactly_once_in_order(&values, COUNT);
@@ -271,4 +272,110 @@ async fn connections_killed_mid_request_lead_to_retries_not_loss() {
     );
     let values = read_back(&broker.bootstrap(), &topic, COUNT).await;
     assert_exactly_once_in_order(&values, COUNT);
+}
+
+/// Runs `count` records through a proxy that drops the responses to Produce
+/// requests `dropped` (after the broker wrote them) and resets the connection.
+/// Returns every value read back, in offset order, and the producer's metrics.
+async fn through_lost_responses(
+    idempotent: bool,
+    count: usize,
+    dropped: Vec<u64>,
+) -> (Vec<Vec<u8>>, semantics::producer::ProducerMetrics) {
+    let proxy_port = reserve_port().unwrap();
+    let options = BrokerOptions {
+        advertised_port: Some(proxy_port),
+        die_with_parent: true,
+        ..Default::default()
+    };
+    let broker = Broker::start(options).await.expect("broker");
+    let faults = Faults {
+        drop_responses: HashMap::from([(0i16, dropped)]),
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(proxy_port, broker.bootstrap(), faults, 11)
+        .await
+        .unwrap();
+    let topic = unique_topic("lost-response");
+    let idempotence = if idempotent { "true" } else { "false" };
+    let settings = [
+        ("enable.idempotence", idempotence),
+        ("max.in.flight.requests.per.connection", "1"),
+        ("batch.size", "16384"),
+        ("retry.backoff.ms", "10"),
+    ];
+    let producer = producer(&proxy.address(), &settings);
+    for future in produce_all(&producer, &topic, count).await {
+        future
+            .await
+            .expect("every record is eventually acknowledged");
+    }
+    let metrics = producer.metrics();
+    producer.close(Duration::from_secs(10)).await;
+    let dropped = proxy
+        .stats
+        .dropped_responses
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        dropped >= 2,
+        "the proxy dropped {dropped} responses: the fault did not happen"
+    );
+    (
+        read_back(&broker.bootstrap(), &topic, count + 10_000).await,
+        metrics,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_produce_responses_are_retried_without_duplicates_under_idempotence() {
+    if test_broker::is_external() {
+        eprintln!("KAFKA_BOOTSTRAP is set: this test needs its own broker advertising the proxy");
+        return;
+    }
+    const COUNT: usize = 20_000;
+    let (values, metrics) = through_lost_responses(true, COUNT, vec![3, 8]).await;
+    assert!(metrics.retries >= 2, "{metrics:?}");
+    assert_eq!(metrics.records_acked, COUNT as u64);
+    assert_exactly_once_in_order(&values, COUNT);
+}
+
+/// Evidence that the fault is real: without idempotence the same lost
+/// responses duplicate records (the broker wrote them; the retry writes again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_produce_responses_duplicate_records_without_idempotence() {
+    if test_broker::is_external() {
+        eprintln!("KAFKA_BOOTSTRAP is set: this test needs its own broker advertising the proxy");
+        return;
+    }
+    const COUNT: usize = 20_000;
+    let (values, _) = through_lost_responses(false, COUNT, vec![3, 8]).await;
+    assert!(
+        values.len() > COUNT,
+        "expected duplicates, read {} values for {COUNT} records",
+        values.len()
+    );
+}
+
+#[tokio::test]
+async fn acks_zero_delivers_without_offsets() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = unique_topic("acks0-producer");
+    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &topic, 1)
+        .await
+        .unwrap();
+    let producer = producer(
+        &bootstrap,
+        &[("acks", "0"), ("enable.idempotence", "false")],
+    );
+    let futures = produce_all(&producer, &topic, 1_000).await;
+    for future in futures {
+        let delivery = future.await.expect("acks=0 reports success once sent");
+        assert_eq!(delivery.offset, -1, "acks=0 has no offsets");
+    }
+    producer.close(Duration::from_secs(5)).await;
+    let values = read_back(&bootstrap, &topic, 1_000).await;
+    assert_exactly_once_in_order(&values, 1_000);
 }

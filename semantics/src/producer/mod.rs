@@ -13,6 +13,7 @@
 
 mod accumulator;
 mod delivery;
+mod metrics;
 pub mod partitioner;
 mod record;
 mod sender;
@@ -27,6 +28,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 pub use delivery::DeliveryFuture;
+pub use metrics::ProducerMetrics;
 pub use partitioner::Partitioner;
 pub use record::{Delivery, ProducerRecord};
 
@@ -94,6 +96,12 @@ impl Producer {
     pub fn with_partitioner(mut self, partitioner: Arc<dyn Partitioner>) -> Self {
         self.partitioner = Some(partitioner);
         self
+    }
+
+    /// Counters: records acknowledged and failed, batches and bytes sent,
+    /// retries, requests in flight, epoch bumps.
+    pub fn metrics(&self) -> ProducerMetrics {
+        self.shared.counters.snapshot()
     }
 
     /// The configuration in force.

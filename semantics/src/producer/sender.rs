@@ -22,10 +22,11 @@ use kafka_wire::records::builder::restamp;
 use kafka_wire::records::ProducerState;
 use kafka_wire::{ConnError, ErrorClass, KafkaCode};
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument};
 
 use super::accumulator::ClosedBatch;
 use super::delivery::BatchAck;
+use super::metrics::Counters;
 use super::sequence::{SequenceVerdict, Sequences};
 use super::shared::Shared;
 use crate::config::Acks;
@@ -135,6 +136,9 @@ impl Sender {
                     match &mut self.sequences {
                         Some(sequences) => sequences.bump(new_id, new_epoch),
                         None => self.sequences = Some(Sequences::new(new_id, new_epoch)),
+                    }
+                    if self.bump_pending {
+                        Counters::add(&self.shared.counters.epoch_bumps, 1);
                     }
                     self.bump_pending = false;
                     return Ok(());
@@ -260,16 +264,29 @@ impl Sender {
 
     fn dispatch(&mut self, broker: i32, batches: Vec<Outbound>) {
         *self.broker_in_flight.entry(broker).or_default() += 1;
+        let counters = &self.shared.counters;
+        Counters::add(&counters.requests_in_flight, 1);
+        Counters::add(&counters.batches_sent, batches.len() as u64);
+        let span = tracing::debug_span!("produce", broker, batches = batches.len());
         let shared = self.shared.clone();
-        self.in_flight.spawn(async move {
-            let mut batches = batches;
-            let result = send_request(&shared, broker, &mut batches).await;
-            Returned {
-                broker,
-                batches,
-                result,
+        self.in_flight.spawn(
+            async move {
+                let mut batches = batches;
+                let result = send_request(&shared, broker, &mut batches).await;
+                let bytes: usize = batches
+                    .iter()
+                    .filter_map(|b| b.batch.sealed.as_ref())
+                    .map(|b| b.len())
+                    .sum();
+                Counters::add(&shared.counters.bytes_sent, bytes as u64);
+                Returned {
+                    broker,
+                    batches,
+                    result,
+                }
             }
-        });
+            .instrument(span),
+        );
     }
 
     fn refresh_metadata(&mut self, topics: Vec<String>) {
@@ -292,6 +309,7 @@ impl Sender {
 
     /// Settles every batch of a returned request.
     fn settle(&mut self, returned: Returned) {
+        Counters::sub(&self.shared.counters.requests_in_flight, 1);
         if let Some(count) = self.broker_in_flight.get_mut(&returned.broker) {
             *count = count.saturating_sub(1);
         }
@@ -411,6 +429,7 @@ impl Sender {
     }
 
     fn requeue(&mut self, mut outbound: Outbound, error: ProduceError, backoff: bool) {
+        Counters::add(&self.shared.counters.retries, 1);
         outbound.batch.attempts += 1;
         outbound.batch.was_sent = true;
         outbound.batch.last_error = Some(error.to_string());

@@ -8,6 +8,7 @@ use tokio::sync::{Notify, Semaphore};
 
 use super::accumulator::{Accumulator, ClosedBatch};
 use super::delivery::BatchAck;
+use super::metrics::Counters;
 use crate::cluster::Cluster;
 use crate::config::ProducerConfig;
 use crate::error::ProduceError;
@@ -28,6 +29,7 @@ pub(crate) struct Shared {
     pub flushing: AtomicUsize,
     closed: AtomicBool,
     fatal: OnceLock<ProduceError>,
+    pub counters: Counters,
 }
 
 impl Shared {
@@ -44,6 +46,7 @@ impl Shared {
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             fatal: OnceLock::new(),
+            counters: Counters::default(),
         }
     }
 
@@ -57,6 +60,11 @@ impl Shared {
 
     /// Settles a batch: its futures resolve, its buffer space returns.
     pub fn complete_batch(&self, batch: &ClosedBatch, result: Result<BatchAck, ProduceError>) {
+        let records = batch.record_count as u64;
+        match &result {
+            Ok(_) => Counters::add(&self.counters.records_acked, records),
+            Err(_) => Counters::add(&self.counters.records_failed, records),
+        }
         batch.outcome.complete(result);
         self.buffer.add_permits(batch.buffer_bytes);
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
