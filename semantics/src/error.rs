@@ -39,6 +39,18 @@ pub enum ProduceError {
         /// How long metadata was retried.
         waited_ms: u128,
     },
+    /// The record names a partition the topic does not have.
+    #[error(
+        "topic {topic} has {partition_count} partitions; partition {partition} does not exist"
+    )]
+    InvalidPartition {
+        /// Topic.
+        topic: String,
+        /// The partition asked for.
+        partition: i32,
+        /// How many the topic has.
+        partition_count: i32,
+    },
     /// `delivery.timeout.ms` passed before the record was acknowledged. If it
     /// was sent, it may have been written (`outcome_unknown`).
     #[error(

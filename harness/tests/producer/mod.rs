@@ -379,3 +379,39 @@ async fn acks_zero_delivers_without_offsets() {
     let values = read_back(&bootstrap, &topic, 1_000).await;
     assert_exactly_once_in_order(&values, 1_000);
 }
+
+#[tokio::test]
+async fn a_partition_the_topic_lacks_is_refused() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = unique_topic("one-partition");
+    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &topic, 1)
+        .await
+        .unwrap();
+    let producer = producer(&bootstrap, &[("linger.ms", "0")]);
+    let first = producer
+        .send(ProducerRecord::new(topic.as_str(), "learns the metadata"))
+        .await
+        .unwrap();
+    assert_eq!(first.await.unwrap().partition, 0);
+    let error = match producer
+        .send(ProducerRecord::new(topic.as_str(), "x").partition(5))
+        .await
+    {
+        Ok(_) => panic!("partition 5 of a 1-partition topic must be refused"),
+        Err(error) => error,
+    };
+    assert!(
+        matches!(
+            error,
+            ProduceError::InvalidPartition {
+                partition: 5,
+                partition_count: 1,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}

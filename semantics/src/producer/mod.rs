@@ -157,6 +157,9 @@ impl Producer {
                     .expect("sticky lock")
                     .on_new_batch(&record.topic, partition);
             }
+        }
+        // A new batch starts a linger deadline the sender must learn about.
+        if appended.batch_closed || appended.batch_opened {
             self.shared.wake.notify_one();
         }
         Ok(appended.future)
@@ -213,6 +216,16 @@ impl Producer {
 
     async fn choose_partition(&self, record: &ProducerRecord) -> Result<i32, ProduceError> {
         if let Some(partition) = record.partition {
+            // Refuse a partition the topic does not have, when we know it.
+            if let Some(Ok(metadata)) = self.shared.cluster.cached_topic(&record.topic) {
+                if !(0..metadata.partition_count()).contains(&partition) {
+                    return Err(ProduceError::InvalidPartition {
+                        topic: record.topic.clone(),
+                        partition,
+                        partition_count: metadata.partition_count(),
+                    });
+                }
+            }
             return Ok(partition);
         }
         let config = &self.shared.config;
