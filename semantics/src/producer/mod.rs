@@ -150,13 +150,12 @@ impl Producer {
             }
             appended
         };
-        if appended.batch_closed {
-            if record.key.is_none() && record.partition.is_none() {
-                self.sticky
-                    .lock()
-                    .expect("sticky lock")
-                    .on_new_batch(&record.topic, partition);
-            }
+        // KIP-480: a keyless record's batch is full, so stick to another partition.
+        if appended.batch_closed && record.key.is_none() && record.partition.is_none() {
+            self.sticky
+                .lock()
+                .expect("sticky lock")
+                .on_new_batch(&record.topic, partition);
         }
         // A new batch starts a linger deadline the sender must learn about.
         if appended.batch_closed || appended.batch_opened {
