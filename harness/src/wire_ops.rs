@@ -84,11 +84,7 @@ pub async fn produce(
                 .with_index(partition)
                 .with_records(Some(batch))])]);
     if acks == 0 {
-        let version = connection
-            .versions()
-            .version_for::<ProduceRequest>()
-            .map_err(ConnError::from)?;
-        connection.send_without_response(&request, version)?;
+        connection.send_without_response(&request)?;
         return Ok(None);
     }
     let response = connection.send(&request).await?;

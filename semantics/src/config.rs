@@ -6,7 +6,7 @@
 //! | `bootstrap.servers` (`metadata.broker.list`) | required | `host:port,…` |
 //! | `client.id` | `kafka-pure` | |
 //! | `acks` (`request.required.acks`) | `all` | `0`, `1`, `all`/`-1` |
-//! | `enable.idempotence` | `true` | needs `acks=all`, ≤ 5 in flight, retries > 0 |
+//! | `enable.idempotence` | `true` where it can be | needs `acks=all`, ≤ 5 in flight, retries > 0; unset, it turns off when those rule it out (Java 3.2+) |
 //! | `linger.ms` (`queue.buffering.max.ms`) | 5 | |
 //! | `batch.size` | 16384 | bytes per partition batch |
 //! | `batch.num.messages` | 10000 | records per batch |
@@ -17,7 +17,7 @@
 //! | `retries` | 2147483647 | bounded by `delivery.timeout.ms` |
 //! | `retry.backoff.ms` / `retry.backoff.max.ms` | 100 / 1000 | exponential with jitter |
 //! | `request.timeout.ms` | 30000 | |
-//! | `delivery.timeout.ms` | 120000 | ≥ `linger.ms` + `request.timeout.ms` |
+//! | `delivery.timeout.ms` | 120000 | ≥ `linger.ms` + `request.timeout.ms`; unset, it grows to that |
 //! | `max.request.size` (`message.max.bytes`) | 1048576 | |
 //! | `allow.auto.create.topics` | `true` | |
 //! | `transactional.id` / `transaction.timeout.ms` | none / 60000 | |
@@ -184,10 +184,14 @@ impl ProducerConfig {
         let mut config = Self::default();
         let mut security = Security::default();
         let mut explicit_idempotence = None;
+        let mut explicit_delivery_timeout = false;
         for (key, value) in properties {
             let (key, value) = (key.as_ref().trim(), value.as_ref().trim());
+            explicit_delivery_timeout |=
+                matches!(key, "delivery.timeout.ms" | "message.timeout.ms");
             config.apply(key, value, &mut security, &mut explicit_idempotence)?;
         }
+        config.adjust_implicit_defaults(explicit_idempotence, explicit_delivery_timeout);
         if config.transactional_id.is_some() && explicit_idempotence == Some(false) {
             return Err(ConfigError::Conflict(
                 "transactional.id requires enable.idempotence=true (got false)".into(),
@@ -258,6 +262,29 @@ impl ProducerConfig {
             unknown => return Err(ConfigError::UnknownKey(unknown.to_owned())),
         }
         Ok(())
+    }
+
+    /// Java's rules for defaults the user did not set: idempotence is on by
+    /// default only where it can be (acks=all, retries > 0, ≤ 5 in flight), and
+    /// `delivery.timeout.ms` grows to cover `linger.ms` + `request.timeout.ms`.
+    fn adjust_implicit_defaults(
+        &mut self,
+        explicit_idempotence: Option<bool>,
+        explicit_delivery_timeout: bool,
+    ) {
+        let compatible = self.acks == Acks::All && self.retries > 0 && self.max_in_flight <= 5;
+        if explicit_idempotence.is_none() && self.transactional_id.is_none() && !compatible {
+            tracing::warn!("enable.idempotence was not set and acks/retries/max.in.flight rule it out: idempotence is off");
+            self.enable_idempotence = false;
+        }
+        let floor = self.linger + self.request_timeout;
+        if !explicit_delivery_timeout && self.delivery_timeout < floor {
+            tracing::warn!(
+                delivery_timeout_ms = floor.as_millis() as u64,
+                "delivery.timeout.ms raised to linger.ms + request.timeout.ms"
+            );
+            self.delivery_timeout = floor;
+        }
     }
 
     /// Checks combinations of keys, naming both sides of a conflict.

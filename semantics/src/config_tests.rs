@@ -72,12 +72,17 @@ fn errors_name_the_keys_and_allowed_values() {
             &["lingr.ms"],
         ),
         (
-            &[("bootstrap.servers", "a:1"), ("acks", "1")],
+            &[
+                ("bootstrap.servers", "a:1"),
+                ("acks", "1"),
+                ("enable.idempotence", "true"),
+            ],
             &["enable.idempotence", "acks"],
         ),
         (
             &[
                 ("bootstrap.servers", "a:1"),
+                ("enable.idempotence", "true"),
                 ("max.in.flight.requests.per.connection", "6"),
             ],
             &["enable.idempotence", "max.in.flight"],
@@ -134,4 +139,23 @@ fn sasl_and_tls_from_security_protocol() {
     .unwrap();
     assert_eq!(config.sasl.unwrap().mechanism, SaslMechanism::ScramSha512);
     assert!(config.tls.unwrap().ca_location.is_some());
+}
+
+#[test]
+fn implicit_idempotence_yields_to_acks_as_in_java() {
+    let config = parse(&[("bootstrap.servers", "a:1"), ("acks", "1")]).unwrap();
+    assert!(
+        !config.enable_idempotence,
+        "acks=1 without enable.idempotence turns it off"
+    );
+    let config = parse(&[
+        ("bootstrap.servers", "a:1"),
+        ("request.timeout.ms", "200000"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.delivery_timeout,
+        Duration::from_millis(200_005),
+        "an implicit delivery.timeout.ms grows"
+    );
 }

@@ -12,6 +12,8 @@ use kafka_wire::conn::{connect, ConnectionConfig};
 use kafka_wire::records::BatchReader;
 use semantics::{ProduceError, Producer, ProducerRecord};
 
+use super::unique_topic;
+
 fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
     let mut properties: HashMap<String, String> = HashMap::from([
         ("bootstrap.servers".into(), bootstrap.to_owned()),
@@ -26,12 +28,16 @@ fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
     Producer::from_properties(properties).expect("valid producer configuration")
 }
 
-fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
+/// A fresh one-partition topic on `bootstrap`.
+async fn fresh_topic(bootstrap: &str, prefix: &str) -> String {
+    let topic = unique_topic(prefix);
+    let connection = connect(bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &topic, 1)
+        .await
+        .unwrap();
+    topic
 }
 
 /// Reads partition 0 of `topic` from the start with a separate wire-level
@@ -131,13 +137,7 @@ async fn produce_all(
 async fn a_million_records_arrive_exactly_once_and_in_order() {
     const COUNT: usize = 1_000_000;
     let (_broker, bootstrap) = own_broker().await;
-    let topic = unique_topic("million");
-    let connection = connect(&bootstrap, None, ConnectionConfig::default())
-        .await
-        .unwrap();
-    wire_ops::create_topic(&connection, &topic, 1)
-        .await
-        .unwrap();
+    let topic = fresh_topic(&bootstrap, "million").await;
     let producer = producer(&bootstrap, &[]);
     let futures = produce_all(&producer, &topic, COUNT).await;
     let mut last_offset = -1;
@@ -359,13 +359,7 @@ async fn lost_produce_responses_duplicate_records_without_idempotence() {
 #[tokio::test]
 async fn acks_zero_delivers_without_offsets() {
     let bootstrap = test_broker::bootstrap();
-    let topic = unique_topic("acks0-producer");
-    let connection = connect(&bootstrap, None, ConnectionConfig::default())
-        .await
-        .unwrap();
-    wire_ops::create_topic(&connection, &topic, 1)
-        .await
-        .unwrap();
+    let topic = fresh_topic(&bootstrap, "acks0-producer").await;
     let producer = producer(
         &bootstrap,
         &[("acks", "0"), ("enable.idempotence", "false")],
@@ -383,13 +377,7 @@ async fn acks_zero_delivers_without_offsets() {
 #[tokio::test]
 async fn a_partition_the_topic_lacks_is_refused() {
     let bootstrap = test_broker::bootstrap();
-    let topic = unique_topic("one-partition");
-    let connection = connect(&bootstrap, None, ConnectionConfig::default())
-        .await
-        .unwrap();
-    wire_ops::create_topic(&connection, &topic, 1)
-        .await
-        .unwrap();
+    let topic = fresh_topic(&bootstrap, "one-partition").await;
     let producer = producer(&bootstrap, &[("linger.ms", "0")]);
     let first = producer
         .send(ProducerRecord::new(topic.as_str(), "learns the metadata"))

@@ -244,9 +244,15 @@ impl Connection {
         self.await_reply(R::KEY, correlation_id, reply).await
     }
 
-    /// Sends a request the broker does not answer (Produce with `acks=0`):
-    /// no correlation slot is held for it.
-    pub fn send_without_response<R: Request>(
+    /// Sends a request the broker does not answer (Produce with `acks=0`) at
+    /// the highest negotiated version: no correlation slot is held for it.
+    pub fn send_without_response<R: Request>(&self, request: &R) -> Result<(), ConnError> {
+        let version = self.versions().version_for::<R>()?;
+        self.send_without_response_version(request, version)
+    }
+
+    /// [`Connection::send_without_response`] at an explicit `version`.
+    pub fn send_without_response_version<R: Request>(
         &self,
         request: &R,
         version: i16,

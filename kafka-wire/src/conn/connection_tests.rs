@@ -260,7 +260,7 @@ async fn requests_without_response_hold_no_slot() {
     let (client, mut peer) = tokio::io::duplex(1 << 16);
     let connection = Connection::start(client, config());
     connection
-        .send_without_response(&MetadataRequest::default(), 12)
+        .send_without_response_version(&MetadataRequest::default(), 12)
         .unwrap();
     let (header, _) = read_request(&mut peer).await;
     assert_eq!(header.api_key, MetadataRequest::KEY);

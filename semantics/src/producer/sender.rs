@@ -519,11 +519,7 @@ async fn send_request(
         .with_topic_data(topics);
     let connection = shared.cluster.connection(broker).await?;
     if config.acks == Acks::None {
-        let version = connection
-            .versions()
-            .version_for::<ProduceRequest>()
-            .map_err(ConnError::from)?;
-        connection.send_without_response(&request, version)?;
+        connection.send_without_response(&request)?;
         return Ok(None);
     }
     Ok(Some(connection.send(&request).await?))
