@@ -274,7 +274,10 @@ impl Connection {
             .next_correlation_id
             .fetch_add(1, Ordering::Relaxed)
             & i32::MAX;
-        let mut buf = BytesMut::with_capacity(64);
+        // Sized up front: a Produce request carrying a 1 MB batch would
+        // otherwise be copied through every doubling of the buffer.
+        let body_size = request.compute_size(version).unwrap_or(0);
+        let mut buf = BytesMut::with_capacity(body_size + 64);
         encode_request(
             &mut buf,
             correlation_id,
