@@ -1,6 +1,7 @@
 //! `harness`: proof that the delivery guarantees hold against a real broker.
 //!
 //! - [`broker`]: the local nisshi broker — install, start, stop, kill, restart.
+//! - [`checker`]: counts lost, duplicated, reordered, aborted-read records.
 //! - [`proxy`]: fault-injecting Kafka-aware TCP proxy.
 //! - [`wire_ops`]: single wire-level operations (create topic, produce, fetch).
 //! - [`smoke`]: the smoke run: start the broker, produce and fetch a batch.
@@ -11,6 +12,7 @@
 //! here with the producer, consumer and transactions.
 
 pub mod broker;
+pub mod checker;
 pub mod fixtures;
 pub mod produce;
 pub mod proxy;
