@@ -67,6 +67,10 @@ enum Command {
         /// Value prefix: record i has value `P-i`.
         #[arg(long, default_value = "msg")]
         value_prefix: String,
+        /// Measure the producer alone: records built before the clock starts,
+        /// futures awaited at the end, no latency figures.
+        #[arg(long)]
+        cpu_only: bool,
         /// Extra producer properties, e.g. `--property linger.ms=5` (repeatable).
         #[arg(long = "property", value_parser = parse_property)]
         properties: Vec<(String, String)>,
@@ -120,6 +124,7 @@ async fn main() -> ExitCode {
             size,
             compression,
             value_prefix,
+            cpu_only,
             mut properties,
         } => {
             properties.push(("compression.type".into(), compression));
@@ -132,6 +137,7 @@ async fn main() -> ExitCode {
                     size,
                     value_prefix,
                     properties,
+                    cpu_only,
                 },
             )
             .await

@@ -23,6 +23,9 @@ pub struct ProduceArgs {
     pub value_prefix: String,
     /// Extra producer properties (`key=value`).
     pub properties: Vec<(String, String)>,
+    /// Measure the producer alone: records are built before the clock starts
+    /// and every future is awaited at the end; no latency is measured.
+    pub cpu_only: bool,
 }
 
 /// The outcome, printed as the last stdout line in JSON.
@@ -68,6 +71,9 @@ pub async fn run(args: ProduceArgs) -> Result<ProduceReport, Box<dyn std::error:
     let mut properties = vec![("bootstrap.servers".to_owned(), args.bootstrap.clone())];
     properties.extend(args.properties.iter().cloned());
     let producer = Producer::from_properties(properties)?;
+    if args.cpu_only {
+        return run_cpu_only(&producer, &args).await;
+    }
     // Latencies are collected as records are acknowledged, in send order.
     let (sender, mut receiver) =
         tokio::sync::mpsc::unbounded_channel::<(Instant, semantics::DeliveryFuture)>();
@@ -138,6 +144,55 @@ pub async fn run(args: ProduceArgs) -> Result<ProduceReport, Box<dyn std::error:
         p50_ms: percentile(0.50),
         p99_ms: percentile(0.99),
         max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        first_error,
+    })
+}
+
+/// The producer's own cost: records prepared first, futures awaited last.
+async fn run_cpu_only(
+    producer: &Producer,
+    args: &ProduceArgs,
+) -> Result<ProduceReport, Box<dyn std::error::Error>> {
+    let records: Vec<ProducerRecord> = (0..args.count)
+        .map(|i| {
+            ProducerRecord::new(
+                args.topic.as_str(),
+                record_value(&args.value_prefix, i, args.size),
+            )
+            .key(Bytes::from(i.to_string()))
+        })
+        .collect();
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let mut futures = Vec::with_capacity(args.count);
+    for record in records {
+        futures.push(producer.send(record).await?);
+    }
+    let (mut acked, mut failed, mut first_error) = (0usize, 0usize, None);
+    for future in futures {
+        match future.await {
+            Ok(_) => acked += 1,
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
+    producer.close(Duration::from_secs(10)).await;
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    Ok(ProduceReport {
+        sent: args.count,
+        acked,
+        failed,
+        elapsed_ms: elapsed.as_millis(),
+        records_per_sec: acked as f64 / seconds,
+        mb_per_sec: (acked * args.size) as f64 / seconds / 1e6,
+        cpu_seconds: cpu,
+        cpu_us_per_record: cpu * 1e6 / args.count.max(1) as f64,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
+        max_ms: 0.0,
         first_error,
     })
 }
