@@ -3,6 +3,7 @@
 //! - [`broker`]: the local nisshi broker — install, start, stop, kill, restart.
 //! - [`checker`]: counts lost, duplicated, reordered, aborted-read records.
 //! - [`proxy`]: fault-injecting Kafka-aware TCP proxy.
+//! - [`scripted_broker`]: an in-process broker answering Produce from a script.
 //! - [`wire_ops`]: single wire-level operations (create topic, produce, fetch).
 //! - [`smoke`]: the smoke run: start the broker, produce and fetch a batch.
 //! - [`fixtures`]: librdkafka (Python confluent-kafka) as the interop peer, and
@@ -16,5 +17,6 @@ pub mod checker;
 pub mod fixtures;
 pub mod produce;
 pub mod proxy;
+pub mod scripted_broker;
 pub mod smoke;
 pub mod wire_ops;

@@ -14,6 +14,7 @@ use semantics::{ProduceError, Producer, ProducerRecord};
 
 use super::unique_topic;
 use harness::checker::{check, Anomalies, Read, Sent};
+use harness::scripted_broker::{Event, ScriptedBroker};
 
 fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> Producer {
     let mut properties: HashMap<String, String> = HashMap::from([
@@ -420,5 +421,143 @@ async fn a_partition_the_topic_lacks_is_refused() {
             }
         ),
         "{error}"
+    );
+}
+
+/// Sends `count` records to partition 0 of a scripted broker and awaits them.
+async fn against_script(
+    errors: Vec<i16>,
+    count: usize,
+) -> (Vec<Result<semantics::Delivery, ProduceError>>, Vec<Event>) {
+    let broker = ScriptedBroker::start(errors).await.unwrap();
+    let producer = producer(
+        &broker.address(),
+        &[
+            ("max.in.flight.requests.per.connection", "1"),
+            ("retry.backoff.ms", "1"),
+            ("linger.ms", "0"),
+        ],
+    );
+    let futures = produce_all(&producer, "scripted", count).await;
+    let mut results = Vec::new();
+    for future in futures {
+        results.push(future.await);
+    }
+    producer.close(Duration::from_secs(5)).await;
+    (results, broker.log())
+}
+
+fn produced(log: &[Event]) -> Vec<(i16, i32, i16)> {
+    log.iter()
+        .filter_map(|e| match e {
+            Event::Produce {
+                producer_epoch,
+                base_sequence,
+                answered,
+                ..
+            } => Some((*producer_epoch, *base_sequence, *answered)),
+            Event::InitProducerId { .. } => None,
+        })
+        .collect()
+}
+
+/// KIP-360: OUT_OF_ORDER_SEQUENCE_NUMBER for the batch the broker should take
+/// next means it lost our state: bump the epoch (InitProducerId with the
+/// current id and epoch), renumber from 0, resend — not fail the producer.
+#[tokio::test]
+async fn out_of_order_at_the_head_bumps_the_epoch_and_renumbers() {
+    let (results, log) = against_script(vec![45], 50).await;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let inits: Vec<_> = log
+        .iter()
+        .filter(|e| matches!(e, Event::InitProducerId { .. }))
+        .collect();
+    assert_eq!(
+        inits,
+        [
+            &Event::InitProducerId {
+                producer_id: -1,
+                producer_epoch: -1
+            },
+            &Event::InitProducerId {
+                producer_id: 42,
+                producer_epoch: 0
+            },
+        ]
+    );
+    let batches = produced(&log);
+    assert_eq!(batches[0], (0, 0, 45), "the first batch is refused");
+    assert_eq!(
+        (batches[1].0, batches[1].1),
+        (1, 0),
+        "resent under epoch 1 from sequence 0"
+    );
+    let offsets: Vec<i64> = results.iter().map(|r| r.as_ref().unwrap().offset).collect();
+    assert_eq!(offsets, (0..50).collect::<Vec<_>>());
+}
+
+/// A retriable error keeps the batch's sequence: the retry is the same batch.
+#[tokio::test]
+async fn a_retriable_error_resends_with_the_same_sequence() {
+    let (results, log) = against_script(vec![6, 6], 20).await;
+    assert!(results.iter().all(Result::is_ok));
+    let batches = produced(&log);
+    assert_eq!(&batches[..3], &[(0, 0, 6), (0, 0, 6), (0, 0, 0)]);
+    assert_eq!(
+        log.iter()
+            .filter(|e| matches!(e, Event::InitProducerId { .. }))
+            .count(),
+        1,
+        "no epoch bump"
+    );
+}
+
+/// A permanent error fails that batch's records with the broker's code, and
+/// only them; the hole it leaves in the sequence costs an epoch bump.
+#[tokio::test]
+async fn a_permanent_error_fails_only_its_batch() {
+    let broker = ScriptedBroker::start([87]).await.unwrap();
+    let producer = producer(
+        &broker.address(),
+        &[("retry.backoff.ms", "1"), ("linger.ms", "0")],
+    );
+    let first = produce_all(&producer, "scripted", 20).await;
+    for future in first {
+        let result = future.await;
+        assert!(
+            matches!(
+                result,
+                Err(ProduceError::Broker {
+                    code: kafka_wire::KafkaCode(87),
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    let later = produce_all(&producer, "scripted", 10).await;
+    for future in later {
+        future.await.expect("later batches are unaffected");
+    }
+    producer.close(Duration::from_secs(5)).await;
+    let log = broker.log();
+    // Without the bump every later batch would be OUT_OF_ORDER (a hole at 0..20).
+    assert!(
+        log.contains(&Event::InitProducerId {
+            producer_id: 42,
+            producer_epoch: 0
+        }),
+        "{log:?}"
+    );
+    let batches = produced(&log);
+    assert_eq!(batches[0], (0, 0, 87));
+    assert_eq!(
+        batches[1],
+        (1, 0, 0),
+        "renumbered from 0 under the new epoch"
     );
 }

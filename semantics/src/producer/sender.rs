@@ -447,7 +447,19 @@ impl Sender {
             let (_, queue) = accumulator.queue(&outbound.topic, outbound.partition);
             queue.in_flight = queue.in_flight.saturating_sub(1);
         }
+        if result.is_err() {
+            self.after_sequence_gap(&outbound.batch);
+        }
         self.shared.complete_batch(&outbound.batch, result);
+    }
+
+    /// A stamped batch that failed for good leaves a hole in its partition's
+    /// sequence: every later batch would be OUT_OF_ORDER. Bump the epoch so
+    /// numbering restarts at 0 (the Java producer does the same).
+    fn after_sequence_gap(&mut self, batch: &ClosedBatch) {
+        if self.sequences.is_some() && batch.stamp != ProducerState::NONE {
+            self.bump_pending = true;
+        }
     }
 
     fn timeout_error(&self, batch: &ClosedBatch, last_error: String) -> ProduceError {
@@ -464,6 +476,7 @@ impl Sender {
             .clone()
             .unwrap_or_else(|| "never sent (no leader or no buffer)".into());
         let error = self.timeout_error(&batch, last);
+        self.after_sequence_gap(&batch);
         self.shared.complete_batch(&batch, Err(error));
     }
 

@@ -1,0 +1,237 @@
+//! An in-process broker that follows a script, for what the real broker cannot
+//! be made to do on demand: answer a chosen Produce with a chosen error code.
+//! It speaks just enough — ApiVersions, Metadata, InitProducerId, Produce —
+//! for one broker (node 0) leading partition 0 of every topic, and logs what
+//! it received so tests can assert on the client's behaviour.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_wire::codec::header::{RequestHeader, ResponseHeader};
+use kafka_wire::codec::versions::client_ranges;
+use kafka_wire::protocol::messages::api_versions_response::ApiVersion;
+use kafka_wire::protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_wire::protocol::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_wire::protocol::messages::*;
+use kafka_wire::protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_wire::records::{BatchReader, Compression};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the scripted broker received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// InitProducerId with the id and epoch the client presented.
+    InitProducerId {
+        /// Presented producer id (−1 for a new one).
+        producer_id: i64,
+        /// Presented epoch.
+        producer_epoch: i16,
+    },
+    /// A produced batch and the error code it was answered with.
+    Produce {
+        /// Batch producer epoch.
+        producer_epoch: i16,
+        /// Batch base sequence.
+        base_sequence: i32,
+        /// Records in the batch.
+        records: i32,
+        /// Code answered (0 = appended).
+        answered: i16,
+    },
+}
+
+#[derive(Default)]
+struct State {
+    produce_errors: VecDeque<i16>,
+    epoch: i16,
+    next_offset: i64,
+    log: Vec<Event>,
+}
+
+/// A running scripted broker.
+pub struct ScriptedBroker {
+    port: u16,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ScriptedBroker {
+    /// Starts it; `produce_errors` answers successive produced batches (0 =
+    /// append), and every batch after the script is appended.
+    pub async fn start(produce_errors: impl IntoIterator<Item = i16>) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let state = Arc::new(Mutex::new(State {
+            produce_errors: produce_errors.into_iter().collect(),
+            ..State::default()
+        }));
+        let shared = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, port, shared.clone()));
+            }
+        });
+        Ok(Self { port, state, task })
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Everything received so far.
+    pub fn log(&self) -> Vec<Event> {
+        self.state.lock().expect("state lock").log.clone()
+    }
+}
+
+impl Drop for ScriptedBroker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
+    loop {
+        let Ok(size) = stream.read_i32().await else {
+            return;
+        };
+        let mut frame = vec![0; size.max(0) as usize];
+        if stream.read_exact(&mut frame).await.is_err() {
+            return;
+        }
+        let Some(response) = answer(Bytes::from(frame), port, &state) else {
+            return;
+        };
+        if stream.write_all(&response).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn answer(mut frame: Bytes, port: u16, state: &Mutex<State>) -> Option<Bytes> {
+    let api_key = ApiKey::try_from(i16::from_be_bytes([*frame.first()?, *frame.get(1)?])).ok()?;
+    let version = i16::from_be_bytes([*frame.get(2)?, *frame.get(3)?]);
+    let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version)).ok()?;
+    let id = header.correlation_id;
+    match api_key {
+        ApiKey::ApiVersions => respond(id, version, &api_versions()),
+        ApiKey::Metadata => {
+            let request = MetadataRequest::decode(&mut frame, version).ok()?;
+            respond(id, version, &metadata(&request, port))
+        }
+        ApiKey::InitProducerId => {
+            let request = InitProducerIdRequest::decode(&mut frame, version).ok()?;
+            let mut state = state.lock().expect("state lock");
+            state.log.push(Event::InitProducerId {
+                producer_id: request.producer_id.0,
+                producer_epoch: request.producer_epoch,
+            });
+            if request.producer_id.0 >= 0 {
+                state.epoch = request.producer_epoch + 1;
+            }
+            let response = InitProducerIdResponse::default()
+                .with_producer_id(42.into())
+                .with_producer_epoch(state.epoch);
+            respond(id, version, &response)
+        }
+        ApiKey::Produce => {
+            let request = ProduceRequest::decode(&mut frame, version).ok()?;
+            respond(id, version, &produce(&request, state))
+        }
+        _ => None,
+    }
+}
+
+fn respond<M: Encodable + HeaderVersion>(
+    correlation_id: i32,
+    version: i16,
+    body: &M,
+) -> Option<Bytes> {
+    let mut buf = BytesMut::new();
+    buf.put_i32(0);
+    ResponseHeader { correlation_id }.encode(&mut buf, M::header_version(version));
+    body.encode(&mut buf, version).ok()?;
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Some(buf.freeze())
+}
+
+fn api_versions() -> ApiVersionsResponse {
+    let keys = client_ranges()
+        .iter()
+        .map(|(&key, range)| {
+            ApiVersion::default()
+                .with_api_key(key)
+                .with_min_version(range.min)
+                .with_max_version(range.max)
+        })
+        .collect();
+    ApiVersionsResponse::default().with_api_keys(keys)
+}
+
+fn metadata(request: &MetadataRequest, port: u16) -> MetadataResponse {
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(0.into())
+        .with_host(StrBytes::from_static_str("127.0.0.1"))
+        .with_port(i32::from(port));
+    let topics = request
+        .topics
+        .iter()
+        .flatten()
+        .map(|topic| {
+            MetadataResponseTopic::default()
+                .with_name(topic.name.clone())
+                .with_partitions(vec![MetadataResponsePartition::default()
+                    .with_partition_index(0)
+                    .with_leader_id(0.into())])
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_topics(topics)
+}
+
+fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
+    let mut state = state.lock().expect("state lock");
+    let mut topics = Vec::new();
+    for topic in &request.topic_data {
+        let mut partitions = Vec::new();
+        for partition in &topic.partition_data {
+            let batch = partition
+                .records
+                .clone()
+                .and_then(|records| BatchReader::new(records).next()?.ok());
+            let Some(batch) = batch else { continue };
+            let answered = state.produce_errors.pop_front().unwrap_or(0);
+            let header = batch.header;
+            debug_assert_eq!(header.attributes.compression, Compression::None);
+            state.log.push(Event::Produce {
+                producer_epoch: header.producer_epoch,
+                base_sequence: header.base_sequence,
+                records: header.records_count,
+                answered,
+            });
+            let mut response = PartitionProduceResponse::default()
+                .with_index(partition.index)
+                .with_error_code(answered);
+            if answered == 0 {
+                response = response.with_base_offset(state.next_offset);
+                state.next_offset += i64::from(header.records_count);
+            }
+            partitions.push(response);
+        }
+        topics.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_partition_responses(partitions),
+        );
+    }
+    ProduceResponse::default().with_responses(topics)
+}
