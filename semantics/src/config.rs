@@ -316,6 +316,15 @@ impl ProducerConfig {
                 "transactional.id requires enable.idempotence=true".into(),
             ));
         }
+        // Refused rather than ignored: a producer that silently is not
+        // transactional would break the guarantee its user asked for.
+        if let Some(id) = &self.transactional_id {
+            return Err(invalid(
+                "transactional.id",
+                id,
+                "unset: this producer does not implement transactions yet",
+            ));
+        }
         if self.delivery_timeout < self.linger + self.request_timeout {
             return Err(ConfigError::Conflict(format!(
                 "delivery.timeout.ms ({}) must be >= linger.ms ({}) + request.timeout.ms ({})",

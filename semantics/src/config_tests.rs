@@ -159,3 +159,14 @@ fn implicit_idempotence_yields_to_acks_as_in_java() {
         "an implicit delivery.timeout.ms grows"
     );
 }
+
+#[test]
+fn transactional_id_is_refused_until_transactions_exist() {
+    let error = parse(&[("bootstrap.servers", "a:1"), ("transactional.id", "t-1")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("transactional.id") && error.contains("transactions"),
+        "{error}"
+    );
+}

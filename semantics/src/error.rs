@@ -82,6 +82,18 @@ pub enum ProduceError {
 }
 
 impl ProduceError {
+    /// True when the record may have been written although this error says
+    /// otherwise (the broker's answer never came).
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::Connection(error) => error.outcome_unknown(),
+            Self::DeliveryTimeout {
+                outcome_unknown, ..
+            } => *outcome_unknown,
+            _ => false,
+        }
+    }
+
     /// The class of the underlying Kafka error code, if there is one.
     pub fn class(&self) -> Option<ErrorClass> {
         match self {

@@ -561,3 +561,47 @@ async fn a_permanent_error_fails_only_its_batch() {
         "renumbered from 0 under the new epoch"
     );
 }
+
+/// With no broker at all, records expire by delivery.timeout.ms with a typed
+/// error; the producer itself stays usable (InitProducerId keeps retrying).
+#[tokio::test]
+async fn without_a_broker_records_time_out_and_the_producer_survives() {
+    let port = reserve_port().unwrap(); // nothing listens there
+    let settings = [
+        ("delivery.timeout.ms", "600"),
+        ("request.timeout.ms", "200"),
+        ("linger.ms", "0"),
+        ("retry.backoff.ms", "20"),
+    ];
+    let producer = producer(&format!("127.0.0.1:{port}"), &settings);
+    let future = producer
+        .send(ProducerRecord::new("nowhere", "x").partition(0))
+        .await
+        .unwrap();
+    let error = future.await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ProduceError::DeliveryTimeout {
+                outcome_unknown: false,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let again = producer
+        .send(ProducerRecord::new("nowhere", "y").partition(0))
+        .await;
+    assert!(
+        again.is_ok(),
+        "the producer is not failed for good: {:?}",
+        again.err()
+    );
+    producer.close(Duration::from_millis(100)).await;
+    assert!(matches!(
+        producer
+            .send(ProducerRecord::new("nowhere", "z").partition(0))
+            .await,
+        Err(ProduceError::Closed)
+    ));
+}

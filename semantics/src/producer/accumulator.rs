@@ -39,8 +39,9 @@ pub(crate) struct ClosedBatch {
     pub attempts: u32,
     pub retry_at: Option<Instant>,
     pub last_error: Option<String>,
-    /// Set once an attempt reached the broker: a timeout is then ambiguous.
-    pub was_sent: bool,
+    /// An attempt may have been written (its answer never came): it keeps
+    /// its sequence, and a final timeout reports the outcome as unknown.
+    pub in_doubt: bool,
 }
 
 // Nothing is lost silently: a batch dropped before it was settled (producer
@@ -89,7 +90,7 @@ impl PartitionQueue {
             attempts: 0,
             retry_at: None,
             last_error: None,
-            was_sent: false,
+            in_doubt: false,
         });
     }
 

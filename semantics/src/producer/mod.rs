@@ -134,6 +134,13 @@ impl Producer {
         let limits = self.batch_limits();
         let appended = {
             let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+            // Checked under the lock the sender exits under: either the sender
+            // sees this batch, or this send sees the producer closed.
+            if self.shared.is_closed() {
+                drop(accumulator);
+                self.shared.buffer.add_permits(size);
+                return Err(self.shared.fatal_error().unwrap_or(ProduceError::Closed));
+            }
             let appended = accumulator.append(
                 &record.topic,
                 partition,
@@ -179,9 +186,7 @@ impl Producer {
     /// Sends everything queued now, ignoring `linger.ms`, and waits until
     /// every queued record is settled.
     pub async fn flush(&self) {
-        self.shared
-            .flushing
-            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _flushing = FlushGuard::new(&self.shared);
         self.shared.wake.notify_one();
         loop {
             let idle = self.shared.idle.notified();
@@ -192,9 +197,6 @@ impl Producer {
             }
             idle.await;
         }
-        self.shared
-            .flushing
-            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Graceful shutdown: flushes for at most `timeout`, then stops the sender.
@@ -203,29 +205,39 @@ impl Producer {
         let _ = tokio::time::timeout(timeout, self.flush()).await;
         self.shared.close();
         let sender = self.sender.lock().expect("sender lock").take();
-        if let Some(sender) = sender {
-            if tokio::time::timeout(Duration::from_millis(100), sender)
+        if let Some(mut sender) = sender {
+            if tokio::time::timeout(Duration::from_millis(100), &mut sender)
                 .await
                 .is_err()
             {
                 tracing::warn!("sender did not stop in time; unsettled records fail with Closed");
+                sender.abort();
+                // Its in-flight batches fail with Closed as the task drops them.
+                let _ = sender.await;
             }
         }
+        // Whatever is still queued fails with Closed as its batches drop.
+        let queued = std::mem::take(
+            &mut self
+                .shared
+                .accumulator
+                .lock()
+                .expect("accumulator lock")
+                .topics,
+        );
+        drop(queued);
+        // Later sends and flushes answer at once.
+        self.shared.fail(ProduceError::Closed);
     }
 
     async fn choose_partition(&self, record: &ProducerRecord) -> Result<i32, ProduceError> {
         if let Some(partition) = record.partition {
             // Refuse a partition the topic does not have, when we know it.
-            if let Some(Ok(metadata)) = self.shared.cluster.cached_topic(&record.topic) {
-                if !(0..metadata.partition_count()).contains(&partition) {
-                    return Err(ProduceError::InvalidPartition {
-                        topic: record.topic.clone(),
-                        partition,
-                        partition_count: metadata.partition_count(),
-                    });
-                }
-            }
-            return Ok(partition);
+            let known = match self.shared.cluster.cached_topic(&record.topic) {
+                Some(Ok(metadata)) => Some(metadata.partition_count()),
+                _ => None,
+            };
+            return self.checked_partition(record, partition, known);
         }
         let config = &self.shared.config;
         let metadata = match self.shared.cluster.cached_topic(&record.topic) {
@@ -255,7 +267,7 @@ impl Producer {
             .as_ref()
             .and_then(|p| p.partition(&record.topic, record.key.as_deref(), count))
         {
-            return Ok(partition);
+            return self.checked_partition(record, partition, Some(count));
         }
         Ok(match record.key.as_deref() {
             Some(key) => partition_for_key(key, count),
@@ -265,6 +277,24 @@ impl Producer {
                 .expect("sticky lock")
                 .partition(&record.topic, count),
         })
+    }
+
+    /// A partition must be ≥ 0, and below the partition count when it is known
+    /// (explicit partitions, or what a user partitioner returned).
+    fn checked_partition(
+        &self,
+        record: &ProducerRecord,
+        partition: i32,
+        count: Option<i32>,
+    ) -> Result<i32, ProduceError> {
+        if partition < 0 || count.is_some_and(|count| partition >= count) {
+            return Err(ProduceError::InvalidPartition {
+                topic: record.topic.clone(),
+                partition,
+                partition_count: count.unwrap_or(-1),
+            });
+        }
+        Ok(partition)
     }
 
     async fn reserve_buffer(&self, size: usize) -> Result<(), ProduceError> {
@@ -319,4 +349,24 @@ fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Counts a `flush` in progress, also when its future is dropped midway.
+struct FlushGuard<'a>(&'a Shared);
+
+impl<'a> FlushGuard<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        shared
+            .flushing
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(shared)
+    }
+}
+
+impl Drop for FlushGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .flushing
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }

@@ -54,6 +54,11 @@ pub(crate) struct Sender {
     in_flight: JoinSet<Returned>,
     broker_in_flight: HashMap<i32, usize>,
     refreshing: Option<tokio::task::JoinHandle<()>>,
+    /// InitProducerId retries: when to try next, how many so far.
+    next_init_at: Instant,
+    init_attempts: u32,
+    /// The held id was taken over: ask for a new one, not a bump.
+    fresh_id_needed: bool,
 }
 
 impl Sender {
@@ -65,24 +70,35 @@ impl Sender {
             in_flight: JoinSet::new(),
             broker_in_flight: HashMap::new(),
             refreshing: None,
+            next_init_at: Instant::now(),
+            init_attempts: 0,
+            fresh_id_needed: false,
         }
     }
 
     pub async fn run(mut self) {
         loop {
-            if self.shared.config.enable_idempotence
-                && (self.sequences.is_none() || (self.bump_pending && self.in_flight.is_empty()))
-            {
-                if let Err(error) = self.init_producer_id().await {
-                    self.fail_everything(error);
-                    return;
+            if self.needs_producer_id() && Instant::now() >= self.next_init_at {
+                match self.init_producer_id().await {
+                    Ok(true) => self.init_attempts = 0,
+                    // Retriable (broker down, coordinator moving): try again
+                    // later; queued batches still expire by delivery.timeout.ms.
+                    Ok(false) => {
+                        self.init_attempts += 1;
+                        self.next_init_at =
+                            Instant::now() + self.shared.backoff(self.init_attempts);
+                    }
+                    Err(error) => {
+                        self.fail_everything(error);
+                        return;
+                    }
                 }
             }
-            let wake_at = self.drain();
-            if self.shared.is_closed()
-                && self.shared.pending_batches() == 0
-                && self.in_flight.is_empty()
-            {
+            let mut wake_at = self.drain();
+            if self.needs_producer_id() {
+                wake_at = wake_at.min(self.next_init_at);
+            }
+            if self.may_exit() {
                 return;
             }
             tokio::select! {
@@ -98,80 +114,77 @@ impl Sender {
         }
     }
 
-    /// InitProducerId, or the KIP-360 epoch bump when an id is already held.
-    async fn init_producer_id(&mut self) -> Result<(), ProduceError> {
+    /// Closed with nothing left. Decided under the accumulator lock, which
+    /// `send` holds while it checks for close and appends.
+    fn may_exit(&self) -> bool {
+        let _accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+        self.shared.is_closed() && self.shared.pending_batches() == 0 && self.in_flight.is_empty()
+    }
+
+    fn needs_producer_id(&self) -> bool {
+        self.shared.config.enable_idempotence
+            && (self.sequences.is_none() || (self.bump_pending && self.in_flight.is_empty()))
+    }
+
+    /// One InitProducerId: a new id, or the KIP-360 epoch bump when an id is
+    /// held. `Ok(false)`: a retriable failure, try again after a backoff.
+    async fn init_producer_id(&mut self) -> Result<bool, ProduceError> {
         let config = &self.shared.config;
-        let deadline = Instant::now() + config.max_block;
-        let (mut id, mut epoch) = self
-            .sequences
-            .as_ref()
-            .map_or((-1, -1), Sequences::producer);
-        let mut attempt = 0;
-        loop {
-            let result = async {
-                let connection = self.shared.cluster.any_connection().await?;
-                let version = connection
-                    .versions()
-                    .version_for::<InitProducerIdRequest>()
-                    .map_err(ConnError::from)?;
-                // Bumping an existing id needs v3+ (KIP-360); older brokers hand out a new id.
-                let (bump_id, bump_epoch) = if version >= 3 { (id, epoch) } else { (-1, -1) };
-                let request = InitProducerIdRequest::default()
-                    .with_transaction_timeout_ms(
-                        i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX),
-                    )
-                    .with_producer_id(bump_id.into())
-                    .with_producer_epoch(bump_epoch);
-                Ok::<_, ProduceError>(connection.send(&request).await?)
+        let (id, epoch) = match &self.sequences {
+            Some(sequences) if !self.fresh_id_needed => sequences.producer(),
+            _ => (-1, -1),
+        };
+        let result = async {
+            let connection = self.shared.cluster.any_connection().await?;
+            let version = connection
+                .versions()
+                .version_for::<InitProducerIdRequest>()
+                .map_err(ConnError::from)?;
+            // Bumping an existing id needs v3+ (KIP-360); older brokers hand out a new id.
+            let (bump_id, bump_epoch) = if version >= 3 { (id, epoch) } else { (-1, -1) };
+            let request = InitProducerIdRequest::default()
+                .with_transaction_timeout_ms(
+                    i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX),
+                )
+                .with_producer_id(bump_id.into())
+                .with_producer_epoch(bump_epoch);
+            Ok::<_, ProduceError>(connection.send(&request).await?)
+        }
+        .await;
+        let response = match result {
+            Ok(response) => response,
+            Err(error) => {
+                debug!(%error, "InitProducerId failed; retrying");
+                return Ok(false);
             }
-            .await;
-            match result {
-                Ok(response) if response.error_code == 0 => {
-                    let (new_id, new_epoch) = (response.producer_id.0, response.producer_epoch);
-                    debug!(
-                        producer_id = new_id,
-                        epoch = new_epoch,
-                        "producer id initialised"
-                    );
-                    match &mut self.sequences {
-                        Some(sequences) => sequences.bump(new_id, new_epoch),
-                        None => self.sequences = Some(Sequences::new(new_id, new_epoch)),
-                    }
-                    if self.bump_pending {
-                        Counters::add(&self.shared.counters.epoch_bumps, 1);
-                    }
-                    self.bump_pending = false;
-                    return Ok(());
+        };
+        match KafkaCode(response.error_code) {
+            KafkaCode::NONE => {
+                let (new_id, new_epoch) = (response.producer_id.0, response.producer_epoch);
+                debug!(
+                    producer_id = new_id,
+                    epoch = new_epoch,
+                    "producer id initialised"
+                );
+                match &mut self.sequences {
+                    Some(sequences) => sequences.bump(new_id, new_epoch),
+                    None => self.sequences = Some(Sequences::new(new_id, new_epoch)),
                 }
-                // Our epoch was bumped by a rival holding the same id (nisshi gives
-                // every idempotent producer one id): ask for a fresh id instead.
-                Ok(response)
-                    if id >= 0
-                        && config.transactional_id.is_none()
-                        && matches!(response.error_code, 47 | 90) =>
-                {
-                    (id, epoch) = (-1, -1);
+                if self.bump_pending {
+                    Counters::add(&self.shared.counters.epoch_bumps, 1);
                 }
-                Ok(response) if !KafkaCode(response.error_code).class().is_retriable() => {
-                    return Err(ProduceError::Fatal(format!(
-                        "InitProducerId: {}",
-                        KafkaCode(response.error_code)
-                    )));
-                }
-                other => {
-                    let reason = match other {
-                        Ok(response) => KafkaCode(response.error_code).to_string(),
-                        Err(e) => e.to_string(),
-                    };
-                    if Instant::now() >= deadline {
-                        return Err(ProduceError::Fatal(format!(
-                            "InitProducerId did not succeed within max.block.ms: {reason}"
-                        )));
-                    }
-                    attempt += 1;
-                    tokio::time::sleep(self.shared.backoff(attempt)).await;
-                }
+                self.bump_pending = false;
+                self.fresh_id_needed = false;
+                Ok(true)
             }
+            // Our epoch was bumped by a rival holding the same id (nisshi gives
+            // every idempotent producer one id): ask for a fresh id instead.
+            KafkaCode(47 | 90) if id >= 0 && config.transactional_id.is_none() => {
+                self.fresh_id_needed = true;
+                Ok(false)
+            }
+            code if code.class().is_retriable() => Ok(false),
+            code => Err(ProduceError::Fatal(format!("InitProducerId: {code}"))),
         }
     }
 
@@ -204,7 +217,11 @@ impl Sender {
                     let Some(front) = queue.closed.front() else {
                         continue;
                     };
-                    if self.bump_pending || queue.in_flight >= config.max_in_flight {
+                    let waiting_for_id = config.enable_idempotence && self.sequences.is_none();
+                    if self.bump_pending
+                        || waiting_for_id
+                        || queue.in_flight >= config.max_in_flight
+                    {
                         continue;
                     }
                     if let Some(retry_at) = front.retry_at.filter(|&at| at > now) {
@@ -255,7 +272,12 @@ impl Sender {
         let Some(sequences) = self.sequences.as_mut() else {
             return false;
         };
-        if batch.stamp != ProducerState::NONE && sequences.is_current(batch.stamp) {
+        // A batch that may already be in the log keeps its stamp across an
+        // epoch bump: resent as it was, the broker recognises it as a duplicate;
+        // renumbered, it would be written twice.
+        if batch.stamp != ProducerState::NONE
+            && (sequences.is_current(batch.stamp) || batch.in_doubt)
+        {
             return false;
         }
         batch.stamp = sequences.assign(&(topic.clone(), partition), batch.record_count);
@@ -378,6 +400,14 @@ impl Sender {
         };
         match verdict {
             SequenceVerdict::AlreadyWritten => self.acknowledge(outbound, answer.base_offset, None),
+            SequenceVerdict::BumpEpoch if matches!(code.0, 45 | 59) => {
+                // The broker has no such write from us: safe to renumber.
+                let mut outbound = outbound;
+                outbound.batch.in_doubt = false;
+                warn!(topic = %outbound.topic, partition = outbound.partition, %code, "bumping the producer epoch (KIP-360)");
+                self.bump_pending = true;
+                self.requeue(outbound, error, false);
+            }
             SequenceVerdict::BumpEpoch => {
                 warn!(topic = %outbound.topic, partition = outbound.partition, %code, "bumping the producer epoch (KIP-360)");
                 self.bump_pending = true;
@@ -396,7 +426,11 @@ impl Sender {
     }
 
     fn acknowledge(&mut self, outbound: Outbound, base_offset: i64, log_append_time: Option<i64>) {
-        if let Some(sequences) = self.sequences.as_mut() {
+        if let Some(sequences) = self
+            .sequences
+            .as_mut()
+            .filter(|s| s.is_current(outbound.batch.stamp))
+        {
             let stamp = outbound.batch.stamp;
             sequences.acknowledge(
                 &(outbound.topic.clone(), outbound.partition),
@@ -431,7 +465,7 @@ impl Sender {
     fn requeue(&mut self, mut outbound: Outbound, error: ProduceError, backoff: bool) {
         Counters::add(&self.shared.counters.retries, 1);
         outbound.batch.attempts += 1;
-        outbound.batch.was_sent = true;
+        outbound.batch.in_doubt |= error.outcome_unknown();
         outbound.batch.last_error = Some(error.to_string());
         outbound.batch.retry_at =
             backoff.then(|| Instant::now() + self.shared.backoff(outbound.batch.attempts));
@@ -466,7 +500,7 @@ impl Sender {
         ProduceError::DeliveryTimeout {
             elapsed_ms: batch.created.elapsed().as_millis(),
             last_error,
-            outcome_unknown: batch.was_sent,
+            outcome_unknown: batch.in_doubt,
         }
     }
 
@@ -481,6 +515,8 @@ impl Sender {
     }
 
     fn fail_everything(&mut self, error: ProduceError) {
+        // Closed first, so no send appends behind the drain below.
+        self.shared.fail(error.clone());
         let batches: Vec<ClosedBatch> = {
             let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
             let mut all = Vec::new();
@@ -495,7 +531,6 @@ impl Sender {
         for batch in batches {
             self.shared.complete_batch(&batch, Err(error.clone()));
         }
-        self.shared.fail(error);
     }
 }
 
