@@ -20,7 +20,7 @@
 //! | `delivery.timeout.ms` | 120000 | ≥ `linger.ms` + `request.timeout.ms`; unset, it grows to that |
 //! | `max.request.size` (`message.max.bytes`) | 1048576 | |
 //! | `allow.auto.create.topics` | `true` | |
-//! | `transactional.id` / `transaction.timeout.ms` | none / 60000 | |
+//! | `transactional.id` / `transaction.timeout.ms` | none / 60000 | `transactional.id` is refused until transactions are implemented |
 //! | `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location` | `PLAINTEXT` | |
 //!
 //! Keys of Java or librdkafka that do not apply here (serializers, interceptors,
