@@ -80,7 +80,7 @@ pub async fn run(args: ProduceArgs) -> Result<ProduceReport, Box<dyn std::error:
     let expected = args.count;
     let collector = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(expected);
-        let (mut acked, mut failed, mut first_error) = (0usize, 0usize, None);
+        let mut outcome = Outcome::default();
         // A batch's records resolve together: read the clock when a future
         // had to wait, and reuse that reading for the ones already settled.
         let mut settled_at = Instant::now();
@@ -97,16 +97,10 @@ pub async fn run(args: ProduceArgs) -> Result<ProduceReport, Box<dyn std::error:
                         result
                     }
                 };
-            match result {
-                Ok(_) => acked += 1,
-                Err(e) => {
-                    failed += 1;
-                    first_error.get_or_insert_with(|| e.to_string());
-                }
-            }
+            outcome.record(result);
             latencies.push(settled_at.saturating_duration_since(sent_at));
         }
-        (latencies, acked, failed, first_error)
+        (latencies, outcome)
     });
     let cpu_before = cpu_time();
     let started = Instant::now();
@@ -121,31 +115,11 @@ pub async fn run(args: ProduceArgs) -> Result<ProduceReport, Box<dyn std::error:
         let _ = sender.send((sent_at, future));
     }
     drop(sender);
-    let (mut latencies, acked, failed, first_error) = collector.await?;
+    let (mut latencies, outcome) = collector.await?;
     let elapsed = started.elapsed();
     let cpu = cpu_time() - cpu_before;
     producer.close(Duration::from_secs(10)).await;
-    latencies.sort_unstable();
-    let percentile = |p: f64| {
-        latencies
-            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
-    let seconds = elapsed.as_secs_f64().max(1e-9);
-    Ok(ProduceReport {
-        sent: args.count,
-        acked,
-        failed,
-        elapsed_ms: elapsed.as_millis(),
-        records_per_sec: acked as f64 / seconds,
-        mb_per_sec: (acked * args.size) as f64 / seconds / 1e6,
-        cpu_seconds: cpu,
-        cpu_us_per_record: cpu * 1e6 / args.count.max(1) as f64,
-        p50_ms: percentile(0.50),
-        p99_ms: percentile(0.99),
-        max_ms: latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        first_error,
-    })
+    Ok(report(&args, outcome, elapsed, cpu, &mut latencies))
 }
 
 /// The producer's own cost: records prepared first, futures awaited last.
@@ -168,33 +142,64 @@ async fn run_cpu_only(
     for record in records {
         futures.push(producer.send(record).await?);
     }
-    let (mut acked, mut failed, mut first_error) = (0usize, 0usize, None);
+    let mut outcome = Outcome::default();
     for future in futures {
-        match future.await {
-            Ok(_) => acked += 1,
-            Err(e) => {
-                failed += 1;
-                first_error.get_or_insert_with(|| e.to_string());
-            }
-        }
+        outcome.record(future.await);
     }
     let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
     producer.close(Duration::from_secs(10)).await;
+    Ok(report(args, outcome, elapsed, cpu, &mut []))
+}
+
+/// Acknowledged and failed records, and the first error.
+#[derive(Default)]
+struct Outcome {
+    acked: usize,
+    failed: usize,
+    first_error: Option<String>,
+}
+
+impl Outcome {
+    fn record(&mut self, result: Result<semantics::Delivery, semantics::ProduceError>) {
+        match result {
+            Ok(_) => self.acked += 1,
+            Err(e) => {
+                self.failed += 1;
+                self.first_error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+fn report(
+    args: &ProduceArgs,
+    outcome: Outcome,
+    elapsed: Duration,
+    cpu: f64,
+    latencies: &mut [Duration],
+) -> ProduceReport {
+    latencies.sort_unstable();
+    let millis = |d: &Duration| d.as_secs_f64() * 1e3;
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, millis)
+    };
     let seconds = elapsed.as_secs_f64().max(1e-9);
-    Ok(ProduceReport {
+    ProduceReport {
         sent: args.count,
-        acked,
-        failed,
+        acked: outcome.acked,
+        failed: outcome.failed,
         elapsed_ms: elapsed.as_millis(),
-        records_per_sec: acked as f64 / seconds,
-        mb_per_sec: (acked * args.size) as f64 / seconds / 1e6,
+        records_per_sec: outcome.acked as f64 / seconds,
+        mb_per_sec: (outcome.acked * args.size) as f64 / seconds / 1e6,
         cpu_seconds: cpu,
         cpu_us_per_record: cpu * 1e6 / args.count.max(1) as f64,
-        p50_ms: 0.0,
-        p99_ms: 0.0,
-        max_ms: 0.0,
-        first_error,
-    })
+        p50_ms: percentile(0.50),
+        p99_ms: percentile(0.99),
+        max_ms: latencies.last().map_or(0.0, millis),
+        first_error: outcome.first_error,
+    }
 }
 
 /// User + system CPU seconds of this process (getrusage), all threads.

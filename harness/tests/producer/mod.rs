@@ -171,6 +171,22 @@ async fn a_million_records_arrive_exactly_once_and_in_order() {
     assert_exactly_once_in_order(&values, COUNT);
 }
 
+/// A broker of the test's own that advertises a fault proxy in front of it,
+/// so that every connection the client opens goes through the proxy.
+async fn proxied_broker(faults: Faults, seed: u64) -> (Broker, FaultProxy) {
+    let proxy_port = reserve_port().unwrap();
+    let options = BrokerOptions {
+        advertised_port: Some(proxy_port),
+        die_with_parent: true,
+        ..Default::default()
+    };
+    let broker = Broker::start(options).await.expect("broker");
+    let proxy = FaultProxy::start(proxy_port, broker.bootstrap(), faults, seed)
+        .await
+        .unwrap();
+    (broker, proxy)
+}
+
 /// A broker of this test's own, or the external one (`KAFKA_BOOTSTRAP`).
 async fn own_broker() -> (Option<Broker>, String) {
     if test_broker::is_external() {
@@ -250,20 +266,11 @@ async fn connections_killed_mid_request_lead_to_retries_not_loss() {
         return;
     }
     const COUNT: usize = 100_000;
-    let proxy_port = reserve_port().unwrap();
-    let options = BrokerOptions {
-        advertised_port: Some(proxy_port),
-        die_with_parent: true,
-        ..Default::default()
-    };
-    let broker = Broker::start(options).await.expect("broker");
     let faults = Faults {
         chaos: Some((Duration::from_millis(30), Duration::from_millis(120))),
         ..Faults::default()
     };
-    let proxy = FaultProxy::start(proxy_port, broker.bootstrap(), faults, 7)
-        .await
-        .unwrap();
+    let (broker, proxy) = proxied_broker(faults, 7).await;
     let topic = unique_topic("chaos");
     let producer = producer(
         &proxy.address(),
@@ -301,20 +308,11 @@ async fn through_lost_responses(
     count: usize,
     dropped: Vec<u64>,
 ) -> (Vec<Vec<u8>>, semantics::producer::ProducerMetrics) {
-    let proxy_port = reserve_port().unwrap();
-    let options = BrokerOptions {
-        advertised_port: Some(proxy_port),
-        die_with_parent: true,
-        ..Default::default()
-    };
-    let broker = Broker::start(options).await.expect("broker");
     let faults = Faults {
         drop_responses: HashMap::from([(0i16, dropped)]),
         ..Faults::default()
     };
-    let proxy = FaultProxy::start(proxy_port, broker.bootstrap(), faults, 11)
-        .await
-        .unwrap();
+    let (broker, proxy) = proxied_broker(faults, 11).await;
     let topic = unique_topic("lost-response");
     let idempotence = if idempotent { "true" } else { "false" };
     let settings = [
