@@ -400,15 +400,13 @@ impl Sender {
         };
         match verdict {
             SequenceVerdict::AlreadyWritten => self.acknowledge(outbound, answer.base_offset, None),
-            SequenceVerdict::BumpEpoch if matches!(code.0, 45 | 59) => {
-                // The broker has no such write from us: safe to renumber.
-                let mut outbound = outbound;
-                outbound.batch.in_doubt = false;
-                warn!(topic = %outbound.topic, partition = outbound.partition, %code, "bumping the producer epoch (KIP-360)");
-                self.bump_pending = true;
-                self.requeue(outbound, error, false);
-            }
             SequenceVerdict::BumpEpoch => {
+                let mut outbound = outbound;
+                // 45/59: the broker has no such write from us, so renumbering
+                // is safe; after 47/90 an earlier attempt may still be in the log.
+                if matches!(code.0, 45 | 59) {
+                    outbound.batch.in_doubt = false;
+                }
                 warn!(topic = %outbound.topic, partition = outbound.partition, %code, "bumping the producer epoch (KIP-360)");
                 self.bump_pending = true;
                 self.requeue(outbound, error, false);
