@@ -6,16 +6,18 @@
 //!   └─► DeliveryFuture ◄──────── batch outcome (offset or typed error) ◄┘
 //! ```
 //! - [`partitioner`]: Java-compatible murmur2 for keys, sticky for null keys.
-//! - [`accumulator`]: batches closed by `batch.size`, record count, `linger.ms`.
-//! - [`sender`]: pipelined Produce requests, retries with backoff, ordering.
+//! - `accumulator`: batches closed by `batch.size`, record count, `linger.ms`.
+//! - `sender`: pipelined Produce requests, retries with backoff, ordering.
+//! - `request`: one Produce request: seal the batches, send, read the answers.
 //! - [`sequence`]: idempotent sequence numbers as a pure state machine.
-//! - [`delivery`]: one shared outcome per batch, a cheap future per record.
+//! - `delivery`: one shared outcome per batch, a cheap future per record.
 
 mod accumulator;
 mod delivery;
 mod metrics;
 pub mod partitioner;
 mod record;
+mod request;
 mod sender;
 pub mod sequence;
 mod shared;
