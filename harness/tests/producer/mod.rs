@@ -2,6 +2,7 @@
 //! order, oversized records, unknown topics, and connections killed mid-request.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use harness::broker::test_broker;
@@ -602,4 +603,54 @@ async fn without_a_broker_records_time_out_and_the_producer_survives() {
             .await,
         Err(ProduceError::Closed)
     ));
+}
+
+/// `flush` waits for what was sent before it, not for records other tasks keep
+/// sending meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_returns_while_other_tasks_keep_sending() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = fresh_topic(&bootstrap, "flush").await;
+    let producer = std::sync::Arc::new(producer(
+        &bootstrap,
+        &[("linger.ms", "20"), ("batch.size", "4096")],
+    ));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background = tokio::spawn({
+        let (producer, topic, stop) = (producer.clone(), topic.clone(), stop.clone());
+        async move {
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let future = producer
+                    .send(ProducerRecord::new(topic.as_str(), "background").partition(0))
+                    .await
+                    .unwrap();
+                drop(future);
+                sent += 1;
+                if sent % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            sent
+        }
+    });
+    let mine = produce_all(&producer, &topic, 100).await;
+    // A guard, not a measurement: a flush that waits for the endless
+    // background load would never return.
+    tokio::time::timeout(Duration::from_secs(60), producer.flush())
+        .await
+        .expect("flush returned");
+    for future in mine {
+        let mut future = std::pin::pin!(future);
+        let ready =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(future.as_mut().poll(cx))).await;
+        assert!(
+            matches!(ready, std::task::Poll::Ready(Ok(_))),
+            "a record sent before flush is still pending"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let background_sent = background.await.unwrap();
+    assert!(background_sent > 0);
+    producer.close(Duration::from_secs(10)).await;
 }

@@ -141,6 +141,8 @@ pub(crate) struct TopicQueues {
 #[derive(Default)]
 pub(crate) struct Accumulator {
     pub topics: FastMap<Arc<str>, TopicQueues>,
+    /// Id of the next batch to open.
+    pub next_batch_id: u64,
 }
 
 /// What an append did.
@@ -150,6 +152,8 @@ pub(crate) struct Appended {
     pub batch_closed: bool,
     /// A new batch was opened (for the in-progress count).
     pub batch_opened: bool,
+    /// The id of the batch the record went to.
+    pub batch_id: u64,
 }
 
 impl Accumulator {
@@ -188,6 +192,7 @@ impl Accumulator {
         record_bytes: usize,
         limits: BatchLimits,
     ) -> Appended {
+        let candidate_id = self.next_batch_id;
         let (name, queue) = self.queue(topic, partition);
         let name = name.clone();
         let mut batch_closed = false;
@@ -205,23 +210,26 @@ impl Accumulator {
                 limits.compression,
                 limits.batch_size.min(1 << 20) + 128,
             ),
-            outcome: BatchOutcome::new(name, partition),
+            outcome: BatchOutcome::new(candidate_id, name, partition),
             created: Instant::now(),
             buffer_bytes: 0,
         });
         let offset_delta = open.builder.append(timestamp, key, value, headers);
         open.buffer_bytes += record_bytes;
         let future = DeliveryFuture::pending(open.outcome.clone(), offset_delta, timestamp);
+        let batch_id = open.outcome.id;
         if open.builder.size_in_bytes() >= limits.batch_size
             || open.builder.record_count() as usize >= limits.max_records
         {
             queue.close_open();
             batch_closed = true;
         }
+        self.next_batch_id += u64::from(batch_opened);
         Appended {
             future,
             batch_closed,
             batch_opened,
+            batch_id,
         }
     }
 }

@@ -23,6 +23,8 @@ pub(crate) struct BatchAck {
 /// The shared outcome of one batch.
 #[derive(Debug)]
 pub(crate) struct BatchOutcome {
+    /// Order in which batches were opened, producer-wide (for `flush`).
+    pub id: u64,
     pub topic: Arc<str>,
     pub partition: i32,
     result: OnceLock<Result<BatchAck, ProduceError>>,
@@ -30,8 +32,9 @@ pub(crate) struct BatchOutcome {
 }
 
 impl BatchOutcome {
-    pub fn new(topic: Arc<str>, partition: i32) -> Arc<Self> {
+    pub fn new(id: u64, topic: Arc<str>, partition: i32) -> Arc<Self> {
         Arc::new(Self {
+            id,
             topic,
             partition,
             result: OnceLock::new(),

@@ -155,7 +155,7 @@ impl Producer {
             );
             // Counted under the lock, before the sender can settle the batch.
             if appended.batch_opened {
-                self.shared.batch_opened();
+                self.shared.batch_opened(appended.batch_id);
             }
             appended
         };
@@ -186,15 +186,22 @@ impl Producer {
     }
 
     /// Sends everything queued now, ignoring `linger.ms`, and waits until
-    /// every queued record is settled.
+    /// every record sent before the call is settled (records other tasks send
+    /// meanwhile do not hold it up).
     pub async fn flush(&self) {
         let _flushing = FlushGuard::new(&self.shared);
+        let horizon = self
+            .shared
+            .accumulator
+            .lock()
+            .expect("accumulator lock")
+            .next_batch_id;
         self.shared.wake.notify_one();
         loop {
             let idle = self.shared.idle.notified();
             tokio::pin!(idle);
             idle.as_mut().enable();
-            if self.shared.pending_batches() == 0 || self.shared.fatal_error().is_some() {
+            if self.shared.settled_before(horizon) || self.shared.fatal_error().is_some() {
                 break;
             }
             idle.await;

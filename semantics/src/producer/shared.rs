@@ -1,5 +1,6 @@
 //! State shared by the producer handle (user tasks) and the sender task.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -23,7 +24,9 @@ pub(crate) struct Shared {
     pub buffer: Semaphore,
     /// Batches opened and not yet settled.
     pending: AtomicUsize,
-    /// Signalled when `pending` drops to zero.
+    /// Ids of batches opened and not yet settled, oldest first.
+    unsettled: Mutex<BTreeSet<u64>>,
+    /// Signalled whenever a batch settles.
     pub idle: Notify,
     /// Callers inside `flush()`: linger is ignored while there are any.
     pub flushing: AtomicUsize,
@@ -42,6 +45,7 @@ impl Shared {
             wake: Notify::new(),
             buffer,
             pending: AtomicUsize::new(0),
+            unsettled: Mutex::new(BTreeSet::new()),
             idle: Notify::new(),
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -50,8 +54,19 @@ impl Shared {
         }
     }
 
-    pub fn batch_opened(&self) {
+    /// Counts a newly opened batch (called under the accumulator lock).
+    pub fn batch_opened(&self, id: u64) {
         self.pending.fetch_add(1, Ordering::AcqRel);
+        self.unsettled.lock().expect("unsettled lock").insert(id);
+    }
+
+    /// True once every batch opened before `id` is settled.
+    pub fn settled_before(&self, id: u64) -> bool {
+        self.unsettled
+            .lock()
+            .expect("unsettled lock")
+            .first()
+            .is_none_or(|&oldest| oldest >= id)
     }
 
     pub fn pending_batches(&self) -> usize {
@@ -67,9 +82,13 @@ impl Shared {
         }
         batch.outcome.complete(result);
         self.buffer.add_permits(batch.buffer_bytes);
-        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.idle.notify_waiters();
-        }
+        self.unsettled
+            .lock()
+            .expect("unsettled lock")
+            .remove(&batch.outcome.id);
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+        // Flushes wait for the batches opened before them: wake them to look.
+        self.idle.notify_waiters();
     }
 
     pub fn close(&self) {
