@@ -121,6 +121,29 @@ fn check_python() -> Result<(), PeerError> {
     result.clone().map_err(PeerError::Missing)
 }
 
+/// `rdkafka.py produce`: `count` records of the deterministic content in one
+/// batch with `codec`; returns the script's JSON report.
+pub async fn rdkafka_produce(
+    bootstrap: &str,
+    topic: &str,
+    codec: Compression,
+    count: usize,
+) -> Result<String, PeerError> {
+    let count = count.to_string();
+    rdkafka(&[
+        "produce",
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--codec",
+        codec.name(),
+        "--count",
+        &count,
+    ])
+    .await
+}
+
 /// A topic name no earlier run used (one broker serves many runs).
 pub fn unique_topic(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -137,23 +160,11 @@ type Error = Box<dyn std::error::Error>;
 pub async fn capture(bootstrap: &str, out: &Path) -> Result<Vec<(PathBuf, usize)>, Error> {
     std::fs::create_dir_all(out)?;
     let connection = connect(bootstrap, None, ConnectionConfig::default()).await?;
-    let count = FIXTURE_RECORDS.to_string();
     let mut written = Vec::new();
     for codec in Compression::ALL {
         let topic = unique_topic(&format!("fixture-{codec}"));
         wire_ops::create_topic(&connection, &topic, 1).await?;
-        rdkafka(&[
-            "produce",
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            &topic,
-            "--codec",
-            codec.name(),
-            "--count",
-            &count,
-        ])
-        .await?;
+        rdkafka_produce(bootstrap, &topic, codec, FIXTURE_RECORDS).await?;
         let frame =
             fetch_raw_until(&connection, &topic, |b| records_in(b) == FIXTURE_RECORDS).await?;
         written.push(write(out, &format!("fetch_v12_{codec}.bin"), &frame)?);

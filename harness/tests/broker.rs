@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use harness::broker::test_broker;
 use harness::broker::{Broker, BrokerOptions, Storage};
+use harness::fixtures::unique_topic;
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
 use kafka_wire::protocol::messages::{FetchRequest, MetadataRequest, ProduceRequest};
@@ -19,14 +20,6 @@ async fn connection() -> Connection {
     connect(&test_broker::bootstrap(), None, ConnectionConfig::default())
         .await
         .expect("connect to the test broker")
-}
-
-fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
 fn batch(values: &[&str], codec: Compression) -> bytes::Bytes {

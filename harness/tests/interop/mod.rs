@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use harness::broker::test_broker;
 use harness::fixtures::{
-    expected_headers, expected_record, rdkafka, RECORDS_PER_TRANSACTION, TRANSACTIONS,
+    expected_headers, expected_record, rdkafka, rdkafka_produce, RECORDS_PER_TRANSACTION,
+    TRANSACTIONS,
 };
 use harness::wire_ops;
 use kafka_wire::records::{
@@ -116,24 +117,14 @@ fn hex(bytes: &[u8]) -> String {
 async fn librdkafka_batches_decode_field_by_field() {
     let bootstrap = test_broker::bootstrap();
     let connection = connection().await;
-    let count = RECORDS.to_string();
     for codec in Compression::ALL {
         let topic = unique_topic(&format!("rdk-to-wire-{codec}"));
         wire_ops::create_topic(&connection, &topic, 1)
             .await
             .unwrap();
-        let report = peer(&[
-            "produce",
-            "--bootstrap",
-            &bootstrap,
-            "--topic",
-            &topic,
-            "--codec",
-            codec.name(),
-            "--count",
-            &count,
-        ])
-        .await;
+        let report = rdkafka_produce(&bootstrap, &topic, codec, RECORDS)
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
         let delivered = &json_lines(&report)[0]["offsets"];
         assert_eq!(
             delivered,
