@@ -159,7 +159,7 @@ impl Default for ProducerConfig {
 }
 
 /// Keys pasted from Java or librdkafka configurations that do not apply here.
-const IGNORED_KEYS: &[&str] = &[
+pub(crate) const IGNORED_KEYS: &[&str] = &[
     "key.serializer",
     "value.serializer",
     "partitioner.class",
@@ -250,11 +250,7 @@ impl ProducerConfig {
                 self.transactional_id = Some(value.to_owned()).filter(|v| !v.is_empty())
             }
             "transaction.timeout.ms" => self.transaction_timeout = millis(key, value)?,
-            "security.protocol" => security.protocol = Some(value.to_ascii_uppercase()),
-            "sasl.mechanism" | "sasl.mechanisms" => security.mechanism = Some(value.to_owned()),
-            "sasl.username" => security.username = Some(value.to_owned()),
-            "sasl.password" => security.password = Some(value.to_owned()),
-            "ssl.ca.location" => security.ca_location = Some(value.into()),
+            security_key if security.apply(security_key, value) => {}
             ignored if IGNORED_KEYS.contains(&ignored) => tracing::warn!(
                 key = ignored,
                 "configuration key does not apply to this client; ignored"
@@ -423,17 +419,41 @@ impl serde::Serialize for ProducerConfig {
     }
 }
 
+/// `security.protocol` and the `sasl.*` / `ssl.*` keys, shared by the
+/// producer and consumer configurations.
 #[derive(Default)]
-struct Security {
-    protocol: Option<String>,
-    mechanism: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    ca_location: Option<std::path::PathBuf>,
+pub(crate) struct Security {
+    pub(crate) protocol: Option<String>,
+    pub(crate) mechanism: Option<String>,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) ca_location: Option<std::path::PathBuf>,
 }
 
 impl Security {
+    /// Applies a security key; false when `key` is not one.
+    pub(crate) fn apply(&mut self, key: &str, value: &str) -> bool {
+        match key {
+            "security.protocol" => self.protocol = Some(value.to_ascii_uppercase()),
+            "sasl.mechanism" | "sasl.mechanisms" => self.mechanism = Some(value.to_owned()),
+            "sasl.username" => self.username = Some(value.to_owned()),
+            "sasl.password" => self.password = Some(value.to_owned()),
+            "ssl.ca.location" => self.ca_location = Some(value.into()),
+            _ => return false,
+        }
+        true
+    }
+
     fn apply_to(self, config: &mut ProducerConfig) -> Result<(), ConfigError> {
+        let (tls, sasl) = self.resolve()?;
+        config.tls = tls;
+        config.sasl = sasl;
+        Ok(())
+    }
+
+    /// TLS and SASL settings, checked.
+    pub(crate) fn resolve(self) -> Result<(Option<TlsConfig>, Option<SaslConfig>), ConfigError> {
+        let mut resolved = (None, None);
         let protocol = self.protocol.as_deref().unwrap_or("PLAINTEXT");
         let (tls, sasl) = match protocol {
             "PLAINTEXT" => (false, false),
@@ -449,7 +469,7 @@ impl Security {
             }
         };
         if tls {
-            config.tls = Some(TlsConfig {
+            resolved.0 = Some(TlsConfig {
                 ca_location: self.ca_location,
                 server_name: None,
             });
@@ -463,17 +483,17 @@ impl Security {
                     "one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
                 )
             })?;
-            config.sasl = Some(SaslConfig {
+            resolved.1 = Some(SaslConfig {
                 mechanism,
                 username: self.username.ok_or(ConfigError::Missing("sasl.username"))?,
                 password: self.password.ok_or(ConfigError::Missing("sasl.password"))?,
             });
         }
-        Ok(())
+        Ok(resolved)
     }
 }
 
-fn invalid(key: &str, value: &str, expected: &'static str) -> ConfigError {
+pub(crate) fn invalid(key: &str, value: &str, expected: &'static str) -> ConfigError {
     ConfigError::InvalidValue {
         key: key.to_owned(),
         value: value.to_owned(),
@@ -481,7 +501,7 @@ fn invalid(key: &str, value: &str, expected: &'static str) -> ConfigError {
     }
 }
 
-fn number<T: std::str::FromStr>(
+pub(crate) fn number<T: std::str::FromStr>(
     key: &str,
     value: &str,
     expected: &'static str,
@@ -489,7 +509,7 @@ fn number<T: std::str::FromStr>(
     value.parse().map_err(|_| invalid(key, value, expected))
 }
 
-fn positive(key: &str, value: &str) -> Result<usize, ConfigError> {
+pub(crate) fn positive(key: &str, value: &str) -> Result<usize, ConfigError> {
     number::<usize>(key, value, "a positive integer").and_then(|n| {
         if n > 0 {
             Ok(n)
@@ -499,11 +519,11 @@ fn positive(key: &str, value: &str) -> Result<usize, ConfigError> {
     })
 }
 
-fn millis(key: &str, value: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn millis(key: &str, value: &str) -> Result<Duration, ConfigError> {
     number::<u64>(key, value, "milliseconds, a non-negative integer").map(Duration::from_millis)
 }
 
-fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
+pub(crate) fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -520,7 +540,7 @@ fn acks(key: &str, value: &str) -> Result<Acks, ConfigError> {
     }
 }
 
-fn servers(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
+pub(crate) fn servers(key: &str, value: &str) -> Result<Vec<String>, ConfigError> {
     let servers: Vec<String> = value
         .split(',')
         .map(str::trim)

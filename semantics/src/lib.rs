@@ -4,16 +4,19 @@
 //! - [`config`]: configuration with the Kafka property names.
 //! - [`cluster`]: brokers, partition leaders, one connection per broker.
 //! - [`producer`]: batching, partitioning, retries, idempotence, delivery reports.
+//! - [`consumer`]: fetching, read_committed, consumer groups, offsets.
 //! - [`error`]: what failed and what to do about it.
 #![deny(missing_docs)]
 
 pub mod cluster;
 pub mod config;
+pub mod consumer;
 pub mod error;
 mod fast_hash;
 pub mod producer;
 
 pub use config::{Acks, ProducerConfig};
+pub use consumer::{ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, TopicPartition};
 pub use error::ProduceError;
 /// The wire layer this client is built on.
 pub use kafka_wire as wire;

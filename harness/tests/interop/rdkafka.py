@@ -123,6 +123,39 @@ def consume(args):
         fail(f"consume: {seen} of {args.count} records within 20 s")
 
 
+def group_member(args):
+    """Joins a group and prints every assignment change as a JSON line, until
+    --seconds pass; consumed records are counted, not printed."""
+    def partitions(parts):
+        return sorted([p.topic, p.partition] for p in parts)
+
+    def assigned(consumer, parts):
+        print(json.dumps({"event": "assigned", "partitions": partitions(parts)}), flush=True)
+
+    def revoked(consumer, parts):
+        print(json.dumps({"event": "revoked", "partitions": partitions(parts)}), flush=True)
+
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": args.group,
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": args.strategy,
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 500,
+    })
+    consumer.subscribe([args.topic], on_assign=assigned, on_revoke=revoked, on_lost=revoked)
+    deadline = time.monotonic() + args.seconds
+    consumed = 0
+    try:
+        while time.monotonic() < deadline:
+            msg = consumer.poll(0.2)
+            if msg is not None and not msg.error():
+                consumed += 1
+    finally:
+        consumer.close()
+    print(json.dumps({"event": "closed", "consumed": consumed}), flush=True)
+
+
 def describe(msg):
     """One consumed record as JSON: bytes as hex, null as null."""
     ts_type, ts = msg.timestamp()
@@ -216,6 +249,12 @@ def main():
                    choices=["read_committed", "read_uncommitted"])
     c.set_defaults(run=consume)
 
+    g = commands.add_parser("group-member")
+    g.add_argument("--group", required=True)
+    g.add_argument("--strategy", default="range")
+    g.add_argument("--seconds", type=float, default=20)
+    g.set_defaults(run=group_member)
+
     b = commands.add_parser("bench-produce")
     b.add_argument("--count", type=int, default=1_000_000)
     b.add_argument("--size", type=int, default=100)
@@ -223,7 +262,7 @@ def main():
     b.add_argument("--batch-size", type=int, default=1_000_000)
     b.set_defaults(run=bench_produce)
 
-    for sub in (p, t, c, b):
+    for sub in (p, t, c, g, b):
         sub.add_argument("--bootstrap", required=True)
         sub.add_argument("--topic", required=True)
 

@@ -1,6 +1,10 @@
 //! The client's view of the cluster: brokers, partition leaders, and one
 //! connection per broker, refreshed from Metadata when it goes stale.
 
+mod coordinator;
+
+pub use coordinator::{Coordinator, CoordinatorError, CoordinatorKind};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

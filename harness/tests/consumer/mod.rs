@@ -1,0 +1,365 @@
+//! The consumer against the real broker: group split and takeover, resume
+//! from committed offsets, read_committed against librdkafka's transactions,
+//! and a mixed group with a librdkafka member.
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::broker::test_broker;
+use harness::broker::{Broker, BrokerOptions};
+use harness::fixtures::{rdkafka, unique_topic, SCRIPT};
+use harness::wire_ops;
+use kafka_wire::conn::{connect, ConnectionConfig};
+use semantics::consumer::{ConsumeError, Consumer, TopicPartition};
+use semantics::{Producer, ProducerRecord};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+async fn topic_with_partitions(bootstrap: &str, prefix: &str, partitions: i32) -> String {
+    let topic = unique_topic(prefix);
+    let connection = connect(bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &topic, partitions)
+        .await
+        .unwrap();
+    topic
+}
+
+/// Produces `per_partition` records `p-i` to every partition.
+async fn fill(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
+    let producer =
+        Producer::from_properties([("bootstrap.servers", bootstrap), ("linger.ms", "2")]).unwrap();
+    let mut pending = Vec::new();
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            let record = ProducerRecord::new(topic, format!("{p}-{i}")).partition(p);
+            pending.push(producer.send(record).await.unwrap());
+        }
+    }
+    for delivery in pending {
+        delivery.await.expect("delivered");
+    }
+    producer.close(Duration::from_secs(10)).await;
+}
+
+fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> Consumer {
+    let mut properties: HashMap<&str, &str> = HashMap::from([
+        ("bootstrap.servers", bootstrap),
+        ("auto.offset.reset", "earliest"),
+        ("heartbeat.interval.ms", "300"),
+        ("session.timeout.ms", "6000"),
+        ("fetch.max.wait.ms", "100"),
+    ]);
+    properties.extend(extra.iter().copied());
+    Consumer::from_properties(properties).expect("valid consumer configuration")
+}
+
+async fn partitions_of(consumer: &mut Consumer) -> BTreeSet<TopicPartition> {
+    consumer
+        .assignment()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(tp, _)| tp)
+        .collect()
+}
+
+/// Waits until `check` holds for the consumers' assignments, receiving
+/// records meanwhile so the consumers make progress.
+async fn wait_for_assignments(
+    consumers: &mut [&mut Consumer],
+    what: &str,
+    check: impl Fn(&[BTreeSet<TopicPartition>]) -> bool,
+) -> Vec<BTreeSet<TopicPartition>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut sets = Vec::new();
+        for consumer in consumers.iter_mut() {
+            let _ = consumer.poll(Duration::from_millis(50)).await;
+            sets.push(partitions_of(consumer).await);
+        }
+        if check(&sets) {
+            return sets;
+        }
+        assert!(Instant::now() < deadline, "{what}: assignments {sets:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn two_members_split_four_partitions_then_one_takes_all() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "group-split", 4).await;
+    let group = unique_topic("group");
+    let extra = [("group.id", group.as_str())];
+    let mut first = consumer(&bootstrap, &extra);
+    let mut second = consumer(&bootstrap, &extra);
+    first.subscribe([topic.as_str()]).await.unwrap();
+    second.subscribe([topic.as_str()]).await.unwrap();
+
+    let sets = wait_for_assignments(&mut [&mut first, &mut second], "split", |sets| {
+        sets.iter().all(|s| s.len() == 2)
+    })
+    .await;
+    assert!(sets[0].is_disjoint(&sets[1]), "assigned twice: {sets:?}");
+
+    second.close().await;
+    let sets = wait_for_assignments(&mut [&mut first], "takeover", |sets| sets[0].len() == 4).await;
+    let expected: BTreeSet<_> = (0..4).map(|p| TopicPartition::new(&topic, p)).collect();
+    assert_eq!(sets[0], expected);
+    first.close().await;
+}
+
+#[tokio::test]
+async fn a_restarted_consumer_resumes_from_its_committed_offset() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "resume", 1).await;
+    fill(&bootstrap, &topic, 1, 100).await;
+    let group = unique_topic("resume-group");
+    let extra = [
+        ("group.id", group.as_str()),
+        ("enable.auto.commit", "false"),
+    ];
+
+    let mut consumer_a = consumer(&bootstrap, &extra);
+    consumer_a.subscribe([topic.as_str()]).await.unwrap();
+    for i in 0..40 {
+        let record = consumer_a.recv().await.unwrap();
+        assert_eq!(record.offset, i);
+        assert_eq!(record.value.as_deref(), Some(format!("0-{i}").as_bytes()));
+    }
+    consumer_a.commit().await.unwrap();
+    let committed = consumer_a
+        .committed(vec![TopicPartition::new(&topic, 0)])
+        .await
+        .unwrap();
+    assert_eq!(committed, [(TopicPartition::new(&topic, 0), Some(40))]);
+    consumer_a.close().await;
+
+    let mut consumer_b = consumer(&bootstrap, &extra);
+    consumer_b.subscribe([topic.as_str()]).await.unwrap();
+    for i in 40..100 {
+        let record = consumer_b.recv().await.unwrap();
+        assert_eq!(
+            record.offset, i,
+            "resumed in order from the committed offset"
+        );
+    }
+    consumer_b.close().await;
+}
+
+#[tokio::test]
+async fn manual_assignment_seek_and_pause() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "seek", 2).await;
+    fill(&bootstrap, &topic, 2, 50).await;
+    let mut consumer = consumer(&bootstrap, &[]);
+    let (p0, p1) = (
+        TopicPartition::new(&topic, 0),
+        TopicPartition::new(&topic, 1),
+    );
+    consumer.assign(vec![p0.clone(), p1.clone()]).await.unwrap();
+    consumer.pause(vec![p1.clone()]).await.unwrap();
+    consumer.seek(p0.clone(), 45).await.unwrap();
+    let offsets: Vec<i64> = futures_take(&mut consumer, 5)
+        .await
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .map(|(p, o)| {
+            assert_eq!(p, 0, "paused partition 1 delivered a record");
+            o
+        })
+        .collect();
+    assert_eq!(offsets, [45, 46, 47, 48, 49]);
+    assert!(
+        consumer.poll(Duration::from_millis(500)).await.is_none(),
+        "p1 is paused"
+    );
+    consumer.resume(vec![p1.clone()]).await.unwrap();
+    let resumed = futures_take(&mut consumer, 50).await;
+    assert!(resumed.iter().all(|r| r.partition == 1));
+    assert_eq!(resumed.first().map(|r| r.offset), Some(0));
+    assert!(matches!(
+        consumer.commit().await,
+        Err(ConsumeError::NoGroup)
+    ));
+    consumer.close().await;
+}
+
+async fn futures_take(consumer: &mut Consumer, n: usize) -> Vec<semantics::ConsumerRecord> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let record = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("records within 20 s")
+            .expect("no consumer error");
+        out.push(record);
+    }
+    out
+}
+
+/// Reads `topic` partition 0 from the start until `idle` passes with nothing new.
+async fn read_all(bootstrap: &str, topic: &str, isolation: &str, idle: Duration) -> Vec<String> {
+    let mut consumer = consumer(bootstrap, &[("isolation.level", isolation)]);
+    consumer
+        .assign(vec![TopicPartition::new(topic, 0)])
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    while let Some(record) = consumer.poll(idle).await {
+        let record = record.expect("no consumer error");
+        values.push(
+            String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned(),
+        );
+    }
+    consumer.close().await;
+    values
+}
+
+/// nisshi sends an empty aborted-transactions list (shared/BROKER.md): this
+/// passes only because the consumer also honours the abort markers.
+#[tokio::test]
+async fn read_committed_hides_librdkafka_aborted_transactions() {
+    // Its own broker: a transactional producer bumps the epoch of the one
+    // producer id nisshi hands out, which would fence other tests' producers.
+    let broker = Broker::start(BrokerOptions::default())
+        .await
+        .expect("broker");
+    let bootstrap = broker.bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "read-committed", 1).await;
+    let out = rdkafka(&["transactions", "--bootstrap", &bootstrap, "--topic", &topic])
+        .await
+        .expect("librdkafka transactions");
+    assert!(out.contains("offsets"), "{out}");
+
+    let committed = read_all(&bootstrap, &topic, "read_committed", Duration::from_secs(3)).await;
+    let uncommitted = read_all(
+        &bootstrap,
+        &topic,
+        "read_uncommitted",
+        Duration::from_secs(3),
+    )
+    .await;
+    // Three transactions of five records: commit, abort, commit.
+    assert_eq!(committed.len(), 10, "{committed:?}");
+    assert_eq!(uncommitted.len(), 15, "{uncommitted:?}");
+    assert!(
+        committed
+            .iter()
+            .all(|v| v.starts_with("txn") && v.contains("-commit-")),
+        "read_committed showed an aborted record: {committed:?}"
+    );
+    assert!(
+        uncommitted.iter().any(|v| v.contains("-abort-")),
+        "read_uncommitted should show the aborted records: {uncommitted:?}"
+    );
+    assert_eq!(
+        committed,
+        uncommitted
+            .iter()
+            .filter(|v| v.contains("-commit-"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        "committed records in order, each once"
+    );
+}
+
+/// A librdkafka member and ours in one group split the partitions, each
+/// partition assigned once. Ours joins first, so it leads and assigns.
+#[tokio::test]
+async fn a_librdkafka_member_follows_our_leader() {
+    mixed_group(false).await;
+}
+
+/// The same with librdkafka leading: it joins alone first and takes every
+/// partition, then hands two over when ours joins.
+#[tokio::test]
+async fn our_member_follows_a_librdkafka_leader() {
+    mixed_group(true).await;
+}
+
+async fn mixed_group(librdkafka_leads: bool) {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "mixed-group", 4).await;
+    fill(&bootstrap, &topic, 4, 10).await;
+    let group = unique_topic("mixed");
+
+    let mut peer = tokio::process::Command::new("python3")
+        .args([
+            SCRIPT,
+            "group-member",
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            &topic,
+        ])
+        .args(["--group", &group, "--seconds", "25"])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with confluent-kafka");
+    let events = Arc::new(Mutex::new(Vec::<Value>::new()));
+    let mut lines = BufReader::new(peer.stdout.take().unwrap()).lines();
+    let sink = events.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(value) = serde_json::from_str(&line) {
+                sink.lock().unwrap().push(value);
+            }
+        }
+    });
+    let peer_assignment = || {
+        let mut owned = BTreeSet::new();
+        for event in events.lock().unwrap().iter() {
+            let parts = event["partitions"].as_array().cloned().unwrap_or_default();
+            let parts = parts.iter().map(|p| {
+                TopicPartition::new(p[0].as_str().unwrap(), p[1].as_i64().unwrap() as i32)
+            });
+            match event["event"].as_str() {
+                Some("assigned") => owned.extend(parts),
+                Some("revoked") => parts.for_each(|p| {
+                    owned.remove(&p);
+                }),
+                _ => {}
+            }
+        }
+        owned
+    };
+
+    if librdkafka_leads {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while peer_assignment().len() != 4 {
+            assert!(
+                Instant::now() < deadline,
+                "librdkafka alone: {:?}",
+                peer_assignment()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut ours = consumer(&bootstrap, &[("group.id", group.as_str())]);
+    ours.subscribe([topic.as_str()]).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mine, theirs) = loop {
+        let _ = ours.poll(Duration::from_millis(100)).await;
+        let mine = partitions_of(&mut ours).await;
+        let theirs = peer_assignment();
+        if mine.len() == 2 && theirs.len() == 2 {
+            break (mine, theirs);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ours {mine:?}, librdkafka {theirs:?}"
+        );
+    };
+    assert!(
+        mine.is_disjoint(&theirs),
+        "assigned twice: ours {mine:?}, librdkafka {theirs:?}"
+    );
+    assert_eq!(mine.union(&theirs).count(), 4);
+    ours.close().await;
+    let _ = peer.kill().await;
+}

@@ -1,0 +1,721 @@
+//! The consumer's background task: it owns the assignment and the fetch
+//! positions, keeps one fetch in flight per broker while the application
+//! processes (prefetch, bounded by `queued.max.messages.kbytes`), looks up
+//! start positions, commits, and applies what the group task decides.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_wire::records::DecodeOptions;
+use kafka_wire::{ConnError, ErrorClass, KafkaCode};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tracing::{debug, warn};
+
+use super::fetch::{build_request, decode_response, FetchTarget, PartitionFetch};
+use super::group::{GroupEvent, GroupLink};
+use super::offsets::GroupMetadata;
+use super::partition::{Delivery, PartitionState};
+use super::positions::resolve_positions;
+use super::{ConsumeError, ConsumerConfig, RebalanceListener, TopicPartition};
+use crate::cluster::Cluster;
+use crate::fast_hash::FastMap;
+
+/// State shared by the application handle, the driver and the group task.
+pub struct Shared {
+    /// Configuration.
+    pub config: ConsumerConfig,
+    /// Brokers and leaders.
+    pub cluster: Arc<Cluster>,
+    /// Bytes handed to the application channel and not yet taken.
+    pub buffered: AtomicUsize,
+    /// Wakes the driver when the application takes records.
+    pub taken: Notify,
+    /// Group coordinator and generation, when `group.id` is set.
+    pub group: Option<Arc<super::group::GroupShared>>,
+}
+
+/// Committed offsets per partition, `None` where nothing was committed.
+pub type CommittedOffsets = Result<Vec<(TopicPartition, Option<i64>)>, ConsumeError>;
+
+/// Requests from the application handle.
+pub enum Command {
+    /// Join the group with these topics.
+    Subscribe(Vec<String>, oneshot::Sender<Result<(), ConsumeError>>),
+    /// Manual assignment.
+    Assign(
+        Vec<TopicPartition>,
+        oneshot::Sender<Result<(), ConsumeError>>,
+    ),
+    /// Move a partition's position.
+    Seek(
+        TopicPartition,
+        i64,
+        oneshot::Sender<Result<(), ConsumeError>>,
+    ),
+    /// Stop (true) or restart (false) fetching partitions.
+    Pause(Vec<TopicPartition>, bool, oneshot::Sender<()>),
+    /// Commit the consumed positions, or the given offsets.
+    Commit(
+        Option<Vec<(TopicPartition, i64)>>,
+        oneshot::Sender<Result<(), ConsumeError>>,
+    ),
+    /// Committed offsets, from the coordinator.
+    Committed(Vec<TopicPartition>, oneshot::Sender<CommittedOffsets>),
+    /// The current assignment with the positions.
+    Assignment(oneshot::Sender<Vec<(TopicPartition, Option<i64>)>>),
+    /// Group generation, for transactional offset commits.
+    GroupMetadata(oneshot::Sender<Option<GroupMetadata>>),
+    /// Commit (with auto-commit), leave the group and stop.
+    Close(oneshot::Sender<()>),
+}
+
+enum Internal {
+    Fetched {
+        broker: i32,
+        targets: Vec<(FetchTarget, Arc<super::partition::Cursor>)>,
+        result: Result<Vec<(TopicPartition, PartitionFetch)>, FetchFailure>,
+    },
+    Positions(
+        Vec<(
+            TopicPartition,
+            Arc<super::partition::Cursor>,
+            Result<i64, ConsumeError>,
+        )>,
+    ),
+    MetadataRefreshed,
+}
+
+enum FetchFailure {
+    Connection(ConnError),
+    Broker(KafkaCode),
+}
+
+/// The background task.
+pub struct Driver {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    deliveries: mpsc::UnboundedSender<Delivery>,
+    internal_tx: mpsc::UnboundedSender<Internal>,
+    internal: mpsc::UnboundedReceiver<Internal>,
+    partitions: FastMap<TopicPartition, PartitionState>,
+    brokers_busy: HashSet<i32>,
+    broker_retry_at: HashMap<i32, Instant>,
+    refreshing_metadata: bool,
+    group: Option<GroupLink>,
+    listener: Option<Arc<dyn RebalanceListener>>,
+    decode: DecodeOptions,
+    next_auto_commit: Instant,
+}
+
+impl Driver {
+    /// A driver; `deliveries` goes to the application handle.
+    pub fn new(
+        shared: Arc<Shared>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        deliveries: mpsc::UnboundedSender<Delivery>,
+        listener: Option<Arc<dyn RebalanceListener>>,
+    ) -> Self {
+        let (internal_tx, internal) = mpsc::unbounded_channel();
+        let decode = DecodeOptions {
+            verify_crc: shared.config.check_crcs,
+            ..DecodeOptions::default()
+        };
+        let next_auto_commit = Instant::now() + shared.config.auto_commit_interval;
+        Self {
+            shared,
+            commands,
+            deliveries,
+            internal_tx,
+            internal,
+            partitions: FastMap::default(),
+            brokers_busy: HashSet::new(),
+            broker_retry_at: HashMap::new(),
+            refreshing_metadata: false,
+            group: None,
+            listener,
+            decode,
+            next_auto_commit,
+        }
+    }
+
+    /// Runs until the handle closes the consumer (or is dropped).
+    pub async fn run(mut self) {
+        loop {
+            self.start_fetches();
+            let wake_at = self.next_wake();
+            let shared = self.shared.clone();
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(Command::Close(reply)) => {
+                        self.close().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    Some(command) => self.command(command).await,
+                    None => {
+                        self.close().await;
+                        return;
+                    }
+                },
+                Some(internal) = self.internal.recv() => self.internal(internal),
+                Some(event) = recv_group(&mut self.group) => self.group_event(event).await,
+                _ = shared.taken.notified() => {}
+                _ = tokio::time::sleep_until(wake_at.into()) => self.on_timer(),
+            }
+        }
+    }
+
+    fn next_wake(&self) -> Instant {
+        let mut at = Instant::now() + Duration::from_secs(1);
+        if self.auto_commit_enabled() {
+            at = at.min(self.next_auto_commit);
+        }
+        let retries = self.partitions.values().filter_map(|p| p.retry_at);
+        at.min(
+            retries
+                .chain(self.broker_retry_at.values().copied())
+                .min()
+                .unwrap_or(at),
+        )
+    }
+
+    fn on_timer(&mut self) {
+        let now = Instant::now();
+        self.broker_retry_at.retain(|_, at| *at > now);
+        if self.auto_commit_enabled() && now >= self.next_auto_commit {
+            self.next_auto_commit = now + self.shared.config.auto_commit_interval;
+            let offsets = self.consumed_offsets(None);
+            if !offsets.is_empty() {
+                self.spawn_commit(offsets, None);
+            }
+        }
+    }
+
+    fn auto_commit_enabled(&self) -> bool {
+        self.shared.config.enable_auto_commit && self.shared.group.is_some()
+    }
+
+    async fn command(&mut self, command: Command) {
+        match command {
+            Command::Subscribe(topics, reply) => {
+                let result = self.subscribe(topics).await;
+                let _ = reply.send(result);
+            }
+            Command::Assign(partitions, reply) => {
+                self.assign_manually(partitions);
+                let _ = reply.send(Ok(()));
+            }
+            Command::Seek(tp, offset, reply) => {
+                let result = match self.partitions.get_mut(&tp) {
+                    Some(state) => {
+                        state.reposition(&tp, offset);
+                        Ok(())
+                    }
+                    None => Err(ConsumeError::Partition {
+                        topic: tp.topic.clone(),
+                        partition: tp.partition,
+                        code: KafkaCode(3),
+                    }),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Pause(tps, pause, reply) => {
+                self.pause(&tps, pause);
+                let _ = reply.send(());
+            }
+            Command::Commit(offsets, reply) => {
+                let offsets = match offsets {
+                    Some(given) => given.into_iter().collect(),
+                    None => self.consumed_offsets(None),
+                };
+                self.spawn_commit(offsets, Some(reply));
+            }
+            Command::Committed(tps, reply) => {
+                let group = self.shared.group.clone();
+                tokio::spawn(async move {
+                    let result = match group {
+                        Some(group) => group.fetch_committed(&tps).await,
+                        None => Err(ConsumeError::NoGroup),
+                    };
+                    let _ = reply.send(result);
+                });
+            }
+            Command::Assignment(reply) => {
+                let mut list: Vec<_> = self
+                    .partitions
+                    .iter()
+                    .map(|(tp, s)| (tp.clone(), s.resume_offset()))
+                    .collect();
+                list.sort();
+                let _ = reply.send(list);
+            }
+            Command::GroupMetadata(reply) => {
+                let _ = reply.send(self.shared.group.as_ref().map(|g| g.metadata()));
+            }
+            Command::Close(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn pause(&mut self, tps: &[TopicPartition], pause: bool) {
+        for tp in tps {
+            let Some(state) = self.partitions.get_mut(tp) else {
+                continue;
+            };
+            if pause && !state.paused {
+                // Records already fetched are withheld; fetching resumes where
+                // the application stopped.
+                if let Some(offset) = state.resume_offset() {
+                    state.reposition(tp, offset);
+                }
+            }
+            state.paused = pause;
+        }
+    }
+
+    async fn subscribe(&mut self, topics: Vec<String>) -> Result<(), ConsumeError> {
+        let Some(group) = self.shared.group.clone() else {
+            return Err(ConsumeError::NoGroup);
+        };
+        match &self.group {
+            Some(link) => link.set_subscription(topics),
+            None => self.group = Some(GroupLink::start(group, self.shared.clone(), topics)),
+        }
+        Ok(())
+    }
+
+    fn assign_manually(&mut self, partitions: Vec<TopicPartition>) {
+        let removed: Vec<TopicPartition> = self
+            .partitions
+            .keys()
+            .filter(|tp| !partitions.contains(tp))
+            .cloned()
+            .collect();
+        self.remove(&removed);
+        self.add(partitions);
+    }
+
+    fn add(&mut self, partitions: Vec<TopicPartition>) {
+        let mut lookup = Vec::new();
+        for tp in partitions {
+            if self.partitions.contains_key(&tp) {
+                continue;
+            }
+            let state = PartitionState::awaiting_position(&tp);
+            lookup.push((tp.clone(), state.cursor.clone()));
+            self.partitions.insert(tp, state);
+        }
+        if lookup.is_empty() {
+            return;
+        }
+        let shared = self.shared.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let tps: Vec<TopicPartition> = lookup.iter().map(|(tp, _)| tp.clone()).collect();
+            let mut results = resolve_positions(&shared, &tps).await;
+            let resolved = lookup
+                .into_iter()
+                .map(|(tp, cursor)| {
+                    let result = results.remove(&tp).unwrap_or(Err(ConsumeError::Closed));
+                    (tp, cursor, result)
+                })
+                .collect();
+            let _ = tx.send(Internal::Positions(resolved));
+        });
+    }
+
+    fn remove(&mut self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            if let Some(state) = self.partitions.remove(tp) {
+                state.cursor.revoked.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    /// Consumed positions not yet committed (of `only`, or of every partition).
+    fn consumed_offsets(&self, only: Option<&[TopicPartition]>) -> FastMap<TopicPartition, i64> {
+        self.partitions
+            .iter()
+            .filter(|(tp, _)| only.is_none_or(|o| o.contains(tp)))
+            .filter_map(|(tp, s)| {
+                let consumed = s.cursor.consumed();
+                (consumed >= 0 && s.committed != Some(consumed)).then(|| (tp.clone(), consumed))
+            })
+            .collect()
+    }
+
+    fn spawn_commit(
+        &mut self,
+        offsets: FastMap<TopicPartition, i64>,
+        reply: Option<oneshot::Sender<Result<(), ConsumeError>>>,
+    ) {
+        let Some(group) = self.shared.group.clone() else {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(ConsumeError::NoGroup));
+            }
+            return;
+        };
+        for (tp, offset) in &offsets {
+            if let Some(state) = self.partitions.get_mut(tp) {
+                state.committed = Some(*offset);
+            }
+        }
+        tokio::spawn(async move {
+            let result = group.commit(&offsets).await;
+            if let Err(e) = &result {
+                warn!(error = %e, "offset commit failed");
+            }
+            if let Some(reply) = reply {
+                let _ = reply.send(result);
+            }
+        });
+    }
+
+    fn internal(&mut self, internal: Internal) {
+        match internal {
+            Internal::Fetched {
+                broker,
+                targets,
+                result,
+            } => self.on_fetched(broker, targets, result),
+            Internal::Positions(resolved) => {
+                for (tp, cursor, result) in resolved {
+                    let Some(state) = self.partitions.get_mut(&tp) else {
+                        continue;
+                    };
+                    if !Arc::ptr_eq(&state.cursor, &cursor) {
+                        continue; // seeked or reassigned meanwhile
+                    }
+                    match result {
+                        Ok(offset) => state.reposition(&tp, offset),
+                        Err(error) => {
+                            state.halted = true;
+                            self.deliver(Delivery::Error {
+                                cursor: Some(cursor),
+                                error,
+                            });
+                        }
+                    }
+                }
+            }
+            Internal::MetadataRefreshed => self.refreshing_metadata = false,
+        }
+    }
+
+    fn deliver(&mut self, delivery: Delivery) {
+        if let Delivery::Records { bytes, .. } = &delivery {
+            self.shared.buffered.fetch_add(*bytes, Ordering::AcqRel);
+        }
+        let _ = self.deliveries.send(delivery);
+    }
+
+    /// Starts a fetch to every broker that leads a fetchable partition and has
+    /// none in flight, while the prefetched bytes are under the limit.
+    fn start_fetches(&mut self) {
+        if self.shared.buffered.load(Ordering::Acquire) >= self.shared.config.max_prefetch_bytes {
+            return;
+        }
+        let now = Instant::now();
+        let mut per_broker: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
+        let mut missing_leader = false;
+        for (tp, state) in &self.partitions {
+            if !state.fetchable(now) {
+                continue;
+            }
+            match self.shared.cluster.leader(&tp.topic, tp.partition) {
+                Some(leader)
+                    if !self.brokers_busy.contains(&leader)
+                        && !self.broker_retry_at.contains_key(&leader) =>
+                {
+                    per_broker.entry(leader).or_default().push(tp.clone())
+                }
+                Some(_) => {}
+                None => missing_leader = true,
+            }
+        }
+        if missing_leader {
+            self.refresh_metadata();
+        }
+        for (broker, tps) in per_broker {
+            self.start_fetch(broker, tps);
+        }
+    }
+
+    fn start_fetch(&mut self, broker: i32, tps: Vec<TopicPartition>) {
+        let mut targets = Vec::with_capacity(tps.len());
+        for tp in tps {
+            let Some(state) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            let Some(offset) = state.fetch_offset else {
+                continue;
+            };
+            state.in_flight = true;
+            targets.push((FetchTarget { tp, offset }, state.cursor.clone()));
+        }
+        self.brokers_busy.insert(broker);
+        let request = build_request(
+            &self.shared.config,
+            &targets.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
+        );
+        let shared = self.shared.clone();
+        let tx = self.internal_tx.clone();
+        let decode = self.decode;
+        tokio::spawn(async move {
+            let result = match shared.cluster.connection(broker).await {
+                Ok(connection) => match connection.send(&request).await {
+                    Ok(response) => {
+                        decode_response(response, &decode).map_err(FetchFailure::Broker)
+                    }
+                    Err(e) => Err(FetchFailure::Connection(e)),
+                },
+                Err(e) => Err(FetchFailure::Connection(e)),
+            };
+            let _ = tx.send(Internal::Fetched {
+                broker,
+                targets,
+                result,
+            });
+        });
+    }
+
+    fn refresh_metadata(&mut self) {
+        if self.refreshing_metadata {
+            return;
+        }
+        self.refreshing_metadata = true;
+        let mut topics: Vec<String> = self.partitions.keys().map(|tp| tp.topic.clone()).collect();
+        topics.sort();
+        topics.dedup();
+        let shared = self.shared.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = shared.cluster.refresh(&topics).await {
+                debug!(error = %e, "metadata refresh failed");
+            }
+            tokio::time::sleep(shared.config.retry_backoff).await;
+            let _ = tx.send(Internal::MetadataRefreshed);
+        });
+    }
+
+    fn on_fetched(
+        &mut self,
+        broker: i32,
+        targets: Vec<(FetchTarget, Arc<super::partition::Cursor>)>,
+        result: Result<Vec<(TopicPartition, PartitionFetch)>, FetchFailure>,
+    ) {
+        self.brokers_busy.remove(&broker);
+        for (target, _) in &targets {
+            if let Some(state) = self.partitions.get_mut(&target.tp) {
+                state.in_flight = false;
+            }
+        }
+        let partitions = match result {
+            Ok(partitions) => partitions,
+            Err(failure) => {
+                match failure {
+                    FetchFailure::Connection(e) => debug!(broker, error = %e, "fetch failed"),
+                    FetchFailure::Broker(code) => debug!(broker, %code, "fetch refused"),
+                }
+                let backoff = self.shared.config.retry_backoff;
+                self.broker_retry_at
+                    .insert(broker, Instant::now() + backoff);
+                self.refresh_metadata();
+                return;
+            }
+        };
+        let current: HashMap<&TopicPartition, (&Arc<super::partition::Cursor>, i64)> = targets
+            .iter()
+            .map(|(t, c)| (&t.tp, (c, t.offset)))
+            .collect();
+        let mut deliveries = Vec::new();
+        for (tp, fetched) in partitions {
+            let Some(&(cursor, offset)) = current.get(&tp) else {
+                continue;
+            };
+            let Some(state) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            if !Arc::ptr_eq(&state.cursor, cursor) || state.fetch_offset != Some(offset) {
+                continue; // repositioned while the fetch was out
+            }
+            deliveries.extend(self.apply_partition(&tp, offset, fetched));
+        }
+        for delivery in deliveries {
+            self.deliver(delivery);
+        }
+    }
+
+    fn apply_partition(
+        &mut self,
+        tp: &TopicPartition,
+        offset: i64,
+        fetched: PartitionFetch,
+    ) -> Vec<Delivery> {
+        let isolation = self.shared.config.isolation_level;
+        let reset = self.shared.config.auto_offset_reset;
+        let backoff = self.shared.config.retry_backoff;
+        let Some(state) = self.partitions.get_mut(tp) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        match fetched {
+            PartitionFetch::Data {
+                batches,
+                corrupt,
+                aborted,
+                high_watermark,
+                bytes,
+            } => {
+                state.high_watermark = high_watermark;
+                out.extend(state.apply(isolation, batches, &aborted, bytes));
+                if let Some((at, reason)) = corrupt {
+                    // Never skipped silently: the partition stops here until
+                    // the application seeks past the bad batch.
+                    state.halted = true;
+                    out.push(Delivery::Error {
+                        cursor: Some(state.cursor.clone()),
+                        error: ConsumeError::Corrupt {
+                            topic: tp.topic.clone(),
+                            partition: tp.partition,
+                            offset: if at < 0 { offset } else { at },
+                            reason,
+                        },
+                    });
+                }
+            }
+            PartitionFetch::Error(code) if code.0 == 1 => {
+                // OFFSET_OUT_OF_RANGE: reset per auto.offset.reset.
+                if reset == super::OffsetReset::None {
+                    state.halted = true;
+                    out.push(Delivery::Error {
+                        cursor: Some(state.cursor.clone()),
+                        error: ConsumeError::NoOffset {
+                            topic: tp.topic.clone(),
+                            partition: tp.partition,
+                            code,
+                        },
+                    });
+                } else {
+                    let stale = std::mem::replace(state, PartitionState::awaiting_position(tp));
+                    stale.cursor.revoked.store(true, Ordering::Release);
+                    self.partitions.remove(tp);
+                    self.add_reset(tp.clone());
+                }
+            }
+            PartitionFetch::Error(code) => match code.class() {
+                ErrorClass::Retriable | ErrorClass::RefreshMetadata => {
+                    debug!(%tp, %code, "fetch error; retrying");
+                    state.retry_at = Some(Instant::now() + backoff);
+                    self.shared.cluster.invalidate(&tp.topic);
+                    self.refresh_metadata();
+                }
+                _ => {
+                    state.halted = true;
+                    out.push(Delivery::Error {
+                        cursor: Some(state.cursor.clone()),
+                        error: ConsumeError::Partition {
+                            topic: tp.topic.clone(),
+                            partition: tp.partition,
+                            code,
+                        },
+                    });
+                }
+            },
+        }
+        out
+    }
+
+    /// Re-adds `tp` so its position is looked up again (offset out of range).
+    fn add_reset(&mut self, tp: TopicPartition) {
+        let state = PartitionState::awaiting_position(&tp);
+        let cursor = state.cursor.clone();
+        self.partitions.insert(tp.clone(), state);
+        let shared = self.shared.clone();
+        let tx = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let result = super::positions::reset_position(&shared, &tp).await;
+            let _ = tx.send(Internal::Positions(vec![(tp, cursor, result)]));
+        });
+    }
+
+    async fn group_event(&mut self, event: GroupEvent) {
+        match event {
+            GroupEvent::Assigned { partitions, ack } => {
+                debug!(?partitions, "partitions assigned");
+                self.add(partitions.clone());
+                if let Some(listener) = &self.listener {
+                    listener.on_assigned(&partitions);
+                }
+                let _ = ack.send(());
+            }
+            GroupEvent::Revoked {
+                partitions,
+                lost,
+                ack,
+            } => {
+                debug!(?partitions, lost, "partitions revoked");
+                if !lost && self.auto_commit_enabled() {
+                    self.commit_now(&partitions).await;
+                }
+                if let Some(listener) = &self.listener {
+                    if lost {
+                        listener.on_lost(&partitions);
+                    } else {
+                        listener.on_revoked(&partitions);
+                    }
+                }
+                self.remove(&partitions);
+                let _ = ack.send(());
+            }
+            GroupEvent::Fatal(code) => {
+                self.group = None;
+                self.deliver(Delivery::Error {
+                    cursor: None,
+                    error: ConsumeError::Group(code),
+                });
+            }
+        }
+    }
+
+    /// Commits what was consumed of `partitions` and waits for the answer.
+    async fn commit_now(&mut self, partitions: &[TopicPartition]) {
+        let offsets = self.consumed_offsets(Some(partitions));
+        if offsets.is_empty() {
+            return;
+        }
+        let Some(group) = self.shared.group.clone() else {
+            return;
+        };
+        match group.commit(&offsets).await {
+            Ok(()) => {
+                for (tp, offset) in offsets {
+                    if let Some(state) = self.partitions.get_mut(&tp) {
+                        state.committed = Some(offset);
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "commit before revocation failed"),
+        }
+    }
+
+    async fn close(&mut self) {
+        if self.auto_commit_enabled() {
+            let all: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+            self.commit_now(&all).await;
+        }
+        if let Some(group) = self.group.take() {
+            group.leave().await;
+        }
+        let all: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
+        self.remove(&all);
+    }
+}
+
+async fn recv_group(group: &mut Option<GroupLink>) -> Option<GroupEvent> {
+    match group {
+        Some(link) => link.events.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,89 @@
+//! What a consumer call, or one partition's fetching, ran into.
+
+use kafka_wire::{ConnError, ErrorClass, KafkaCode};
+
+use crate::config::ConfigError;
+
+/// Consumer errors, each saying what failed and what to do about it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsumeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A fetched batch failed to decode (bad CRC, truncated header …). The
+    /// partition stops at `offset`; `seek` past it to go on.
+    #[error("corrupt record batch in {topic}-{partition} at offset {offset}: {reason}")]
+    Corrupt {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Fetch position where the bad batch starts.
+        offset: i64,
+        /// What the decoder found.
+        reason: String,
+    },
+    /// The position is unknown or out of range and `auto.offset.reset=none`:
+    /// `seek` to choose one.
+    #[error("no valid offset for {topic}-{partition} and auto.offset.reset=none: {code}")]
+    NoOffset {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// What the broker said (OFFSET_OUT_OF_RANGE, or NONE when nothing was committed).
+        code: KafkaCode,
+    },
+    /// A partition-level error retries will not fix (authorization, …).
+    #[error("{topic}-{partition}: {code}")]
+    Partition {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Kafka error code.
+        code: KafkaCode,
+    },
+    /// Group membership failed for good (fenced static member, authorization,
+    /// inconsistent protocol). Create a new consumer.
+    #[error("consumer group membership failed: {0}")]
+    Group(KafkaCode),
+    /// An offset commit was refused. After a rebalance (`REBALANCE_IN_PROGRESS`,
+    /// `ILLEGAL_GENERATION`, `UNKNOWN_MEMBER_ID`) the partitions may belong to
+    /// another member now: their records may be delivered again.
+    #[error("offset commit failed: {code}")]
+    Commit {
+        /// Kafka error code.
+        code: KafkaCode,
+    },
+    /// `subscribe` or a commit needs `group.id`.
+    #[error("this call needs group.id to be set")]
+    NoGroup,
+    /// Talking to a broker failed; the consumer retries on its own, this is
+    /// reported for calls that waited on it.
+    #[error("connection: {0}")]
+    Connection(#[from] ConnError),
+    /// The call did not finish within its timeout.
+    #[error("timed out after {0} ms")]
+    Timeout(u128),
+    /// The consumer was closed.
+    #[error("consumer closed")]
+    Closed,
+}
+
+impl ConsumeError {
+    /// Whether trying again later may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            Self::Connection(_) | Self::Timeout(_) => true,
+            Self::Commit { code } | Self::Partition { code, .. } => {
+                matches!(
+                    code.class(),
+                    ErrorClass::Retriable | ErrorClass::RefreshMetadata
+                )
+            }
+            _ => false,
+        }
+    }
+}

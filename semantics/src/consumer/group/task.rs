@@ -1,0 +1,370 @@
+//! The membership task: join, sync, heartbeat on its own timer, and hand
+//! assignment changes to the driver. Eager groups revoke everything before
+//! each join; cooperative groups (KIP-429) revoke only what moves and rejoin.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_wire::protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_wire::protocol::messages::LeaveGroupRequest;
+use kafka_wire::KafkaCode;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::super::assignor::{by_name, Assignor, RebalanceProtocol};
+use super::super::driver::Shared;
+use super::super::TopicPartition;
+use super::membership::{Membership, Phase, Step};
+use super::requests;
+use super::{GroupEvent, GroupShared};
+
+/// Keeps one member in its group.
+pub struct GroupTask {
+    group: Arc<GroupShared>,
+    shared: Arc<Shared>,
+    events: mpsc::Sender<GroupEvent>,
+    subscription: watch::Receiver<Vec<String>>,
+    membership: Membership,
+    assignors: Vec<Box<dyn Assignor>>,
+    protocol: RebalanceProtocol,
+    owned: Vec<TopicPartition>,
+    members: Vec<JoinGroupResponseMember>,
+}
+
+impl GroupTask {
+    /// A member not yet joined.
+    pub fn new(
+        group: Arc<GroupShared>,
+        shared: Arc<Shared>,
+        events: mpsc::Sender<GroupEvent>,
+        subscription: watch::Receiver<Vec<String>>,
+    ) -> Self {
+        let assignors: Vec<Box<dyn Assignor>> = shared
+            .config
+            .assignment_strategies
+            .iter()
+            .filter_map(|name| by_name(name))
+            .collect();
+        // As the Java client: cooperative only when every assignor offered is.
+        let protocol = if assignors
+            .iter()
+            .all(|a| a.rebalance_protocol() == RebalanceProtocol::Cooperative)
+        {
+            RebalanceProtocol::Cooperative
+        } else {
+            RebalanceProtocol::Eager
+        };
+        Self {
+            membership: Membership::new(group.instance_id.clone()),
+            group,
+            shared,
+            events,
+            subscription,
+            assignors,
+            protocol,
+            owned: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// Runs until `shutdown` fires, then leaves the group.
+    pub async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                step = self.advance() => step,
+            };
+            if !self.apply(step).await {
+                // Fatal: stay until shut down; the driver reported it.
+                let _ = shutdown.await;
+                return;
+            }
+        }
+        self.leave().await;
+    }
+
+    async fn advance(&mut self) -> Step {
+        match self.membership.phase().clone() {
+            Phase::Fatal(code) => Step::Fatal(code),
+            Phase::Unjoined | Phase::Joining => self.join().await,
+            Phase::Syncing { leader } => self.sync(leader).await,
+            Phase::Stable => self.heartbeat().await,
+        }
+    }
+
+    /// Acts on a step; false when the member is done for good.
+    async fn apply(&mut self, step: Step) -> bool {
+        let backoff = self.shared.config.retry_backoff;
+        match step {
+            Step::Proceed | Step::Rejoin => {}
+            Step::RetryAfterBackoff => tokio::time::sleep(backoff).await,
+            Step::FindCoordinator => {
+                self.group.coordinator.invalidate().await;
+                tokio::time::sleep(backoff).await;
+            }
+            Step::RejoinLost => {
+                let lost = std::mem::take(&mut self.owned);
+                self.group.set_generation(super::NO_GENERATION, "");
+                if !lost.is_empty() {
+                    warn!(
+                        ?lost,
+                        "group membership lost; partitions dropped without commit"
+                    );
+                    self.revoke(lost, true).await;
+                }
+            }
+            Step::Fatal(code) => {
+                warn!(%code, "group membership failed");
+                let _ = self.events.send(GroupEvent::Fatal(code)).await;
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn join(&mut self) -> Step {
+        if self.protocol == RebalanceProtocol::Eager && !self.owned.is_empty() {
+            let owned = std::mem::take(&mut self.owned);
+            self.revoke(owned, false).await;
+        }
+        self.membership.start_join();
+        let topics = self.subscription.borrow_and_update().clone();
+        let metadata = match requests::subscription(&topics, &self.owned) {
+            Ok(bytes) => bytes,
+            Err(e) => return self.fail_locally(&e.to_string()),
+        };
+        let config = &self.shared.config;
+        let request = requests::join_request(
+            &self.group.group_id,
+            &self.membership,
+            &self.assignors,
+            metadata,
+            millis(config.session_timeout),
+            millis(config.max_poll_interval),
+        );
+        let connection = match self.group.connection().await {
+            Ok(c) => c,
+            Err(_) => return Step::FindCoordinator,
+        };
+        let response = match connection.send(&request).await {
+            Ok(r) => r,
+            Err(e) => {
+                debug!(error = %e, "JoinGroup failed");
+                return Step::FindCoordinator;
+            }
+        };
+        let step = self.membership.on_join(
+            KafkaCode(response.error_code),
+            response.member_id.as_str(),
+            response.generation_id,
+            response.leader.as_str(),
+            response.protocol_name.as_deref(),
+        );
+        self.members = response.members;
+        step
+    }
+
+    async fn sync(&mut self, leader: bool) -> Step {
+        let assignments = if leader {
+            match self.assign().await {
+                Ok(assignments) => assignments,
+                Err(reason) => return self.fail_locally(&reason),
+            }
+        } else {
+            Vec::new()
+        };
+        let request = requests::sync_request(&self.group.group_id, &self.membership, assignments);
+        let response = match self.send_short(&request).await {
+            Some(r) => r,
+            None => return Step::FindCoordinator,
+        };
+        let step = self.membership.on_sync(KafkaCode(response.error_code));
+        if step != Step::Proceed {
+            return step;
+        }
+        let assigned = match requests::read_assignment(response.assignment) {
+            Ok(assigned) => assigned,
+            Err(e) => return self.fail_locally(&e.to_string()),
+        };
+        self.group
+            .set_generation(self.membership.generation(), self.membership.member_id());
+        info!(
+            generation = self.membership.generation(),
+            member_id = self.membership.member_id(),
+            partitions = assigned.len(),
+            "joined group"
+        );
+        self.take_assignment(assigned).await;
+        Step::Proceed
+    }
+
+    /// Applies a new assignment; cooperative groups revoke what moved away
+    /// and rejoin so it can be handed over (KIP-429).
+    async fn take_assignment(&mut self, assigned: Vec<TopicPartition>) {
+        let revoked: Vec<TopicPartition> = self
+            .owned
+            .iter()
+            .filter(|tp| !assigned.contains(tp))
+            .cloned()
+            .collect();
+        let added: Vec<TopicPartition> = assigned
+            .iter()
+            .filter(|tp| !self.owned.contains(tp))
+            .cloned()
+            .collect();
+        if !revoked.is_empty() {
+            self.owned.retain(|tp| !revoked.contains(tp));
+            self.revoke(revoked.clone(), false).await;
+        }
+        if !added.is_empty() {
+            self.owned.extend(added.iter().cloned());
+            let (ack, done) = oneshot::channel();
+            if self
+                .events
+                .send(GroupEvent::Assigned {
+                    partitions: added,
+                    ack,
+                })
+                .await
+                .is_ok()
+            {
+                let _ = done.await;
+            }
+        }
+        if !revoked.is_empty() && self.protocol == RebalanceProtocol::Cooperative {
+            self.membership.start_join();
+        }
+    }
+
+    /// The leader's assignment, encoded per member.
+    async fn assign(&mut self) -> Result<Vec<(String, Bytes)>, String> {
+        let protocol = self.membership.protocol().unwrap_or_default().to_owned();
+        let assignor = self
+            .assignors
+            .iter()
+            .find(|a| a.name() == protocol)
+            .ok_or_else(|| format!("coordinator chose assignor {protocol:?}, not offered"))?;
+        let members = requests::member_subscriptions(&self.members);
+        let mut counts = BTreeMap::new();
+        let mut topics: Vec<&String> = members.iter().flat_map(|m| &m.topics).collect();
+        topics.sort();
+        topics.dedup();
+        let deadline = std::time::Instant::now() + self.shared.config.request_timeout;
+        for topic in topics {
+            // Subscribed topics that do not exist are left out, as in Java.
+            if let Ok(metadata) = self
+                .shared
+                .cluster
+                .topic(topic, deadline, self.shared.config.retry_backoff)
+                .await
+            {
+                counts.insert(topic.clone(), metadata.partition_count());
+            }
+        }
+        let plan = assignor.assign(&members, &counts);
+        debug!(assignor = assignor.name(), ?plan, "computed assignment");
+        plan.into_iter()
+            .map(|(member, partitions)| {
+                requests::assignment_bytes(&partitions)
+                    .map(|bytes| (member, bytes))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    async fn heartbeat(&mut self) -> Step {
+        let interval = self.shared.config.heartbeat_interval;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            changed = self.subscription.changed() => {
+                if changed.is_ok() {
+                    debug!("subscription changed; rejoining");
+                    self.membership.start_join();
+                    return Step::Rejoin;
+                }
+                // The driver is gone; keep heartbeating until shutdown.
+                tokio::time::sleep(interval).await;
+            }
+        }
+        let request = requests::heartbeat_request(&self.group.group_id, &self.membership);
+        match self.send_short(&request).await {
+            Some(response) => self.membership.on_heartbeat(KafkaCode(response.error_code)),
+            None => Step::FindCoordinator,
+        }
+    }
+
+    async fn revoke(&mut self, partitions: Vec<TopicPartition>, lost: bool) {
+        let (ack, done) = oneshot::channel();
+        if self
+            .events
+            .send(GroupEvent::Revoked {
+                partitions,
+                lost,
+                ack,
+            })
+            .await
+            .is_ok()
+        {
+            let _ = done.await;
+        }
+    }
+
+    /// Sends a request that should be answered within `request.timeout.ms`.
+    async fn send_short<R: kafka_wire::protocol::protocol::Request>(
+        &self,
+        request: &R,
+    ) -> Option<R::Response> {
+        let connection = self.group.connection().await.ok()?;
+        match tokio::time::timeout(self.shared.config.request_timeout, connection.send(request))
+            .await
+        {
+            Ok(Ok(response)) => Some(response),
+            Ok(Err(e)) => {
+                debug!(error = %e, "group request failed");
+                None
+            }
+            Err(_) => {
+                debug!("group request timed out");
+                None
+            }
+        }
+    }
+
+    fn fail_locally(&mut self, reason: &str) -> Step {
+        // INCONSISTENT_GROUP_PROTOCOL is the closest Kafka code for metadata
+        // this member cannot read or write.
+        warn!(reason, "group protocol failure");
+        self.membership.leave();
+        Step::Fatal(KafkaCode(23))
+    }
+
+    /// KIP-345: a static member does not leave on close, so a restart within
+    /// `session.timeout.ms` gets its partitions back without a rebalance.
+    async fn leave(&mut self) {
+        if self.membership.instance_id().is_some() || self.membership.member_id().is_empty() {
+            return;
+        }
+        let Ok(connection) = self.group.connection().await else {
+            return;
+        };
+        let Ok(version) = connection.versions().version_for::<LeaveGroupRequest>() else {
+            return;
+        };
+        let request = requests::leave_request(&self.group.group_id, &self.membership, version);
+        let sent = tokio::time::timeout(
+            self.shared.config.request_timeout,
+            connection.send_version(&request, version),
+        )
+        .await;
+        debug!(ok = matches!(sent, Ok(Ok(_))), "left group");
+        self.membership.leave();
+        self.group.set_generation(super::NO_GENERATION, "");
+    }
+}
+
+fn millis(d: Duration) -> i32 {
+    d.as_millis().min(i32::MAX as u128) as i32
+}

@@ -1,0 +1,194 @@
+//! One assigned partition's fetch state, and turning fetched batches into
+//! deliveries in offset order (read_committed filtering included).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use kafka_wire::records::{Record, RecordBatch};
+
+use super::read_committed::{
+    resolve_uncommitted, AbortedTransaction, ReadCommittedFilter, Resolved,
+};
+use super::{IsolationLevel, TopicPartition};
+
+/// Shared between the driver and the application side for one partition's
+/// current position. Replaced (and the old one revoked) on every seek, pause
+/// or reassignment, so records fetched before it are recognised as stale.
+#[derive(Debug)]
+pub struct Cursor {
+    /// Topic name, shared by the records handed out.
+    pub topic: Arc<str>,
+    /// Partition.
+    pub partition: i32,
+    /// Offset after the last record the application has processed.
+    pub consumed: AtomicI64,
+    /// Set when records carrying this cursor must no longer be handed out.
+    pub revoked: AtomicBool,
+}
+
+impl Cursor {
+    fn new(tp: &TopicPartition, start: i64) -> Arc<Self> {
+        Arc::new(Self {
+            topic: tp.topic.as_str().into(),
+            partition: tp.partition,
+            consumed: AtomicI64::new(start),
+            revoked: AtomicBool::new(false),
+        })
+    }
+
+    /// Offset after the last processed record (−1 before any position).
+    pub fn consumed(&self) -> i64 {
+        self.consumed.load(Ordering::Acquire)
+    }
+
+    /// Whether this cursor was replaced.
+    pub fn is_revoked(&self) -> bool {
+        self.revoked.load(Ordering::Acquire)
+    }
+}
+
+/// Records of one partition ready for the application, or an error for it.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Records in offset order; after them the position is `next_offset`.
+    Records {
+        /// The partition's cursor when they were fetched.
+        cursor: Arc<Cursor>,
+        /// Records (possibly none: control markers and aborted batches only move the position).
+        records: Vec<Record>,
+        /// Position after these records.
+        next_offset: i64,
+        /// Prefetch bytes to release when taken.
+        bytes: usize,
+    },
+    /// An error for one partition (or the whole consumer when `cursor` is None).
+    Error {
+        /// The partition's cursor, when the error is about one partition.
+        cursor: Option<Arc<Cursor>>,
+        /// What happened.
+        error: super::ConsumeError,
+    },
+}
+
+/// Fetch state of one assigned partition.
+#[derive(Debug)]
+pub struct PartitionState {
+    /// Current cursor.
+    pub cursor: Arc<Cursor>,
+    /// Next offset to fetch; `None` while the start position is looked up.
+    pub fetch_offset: Option<i64>,
+    /// Paused by the application.
+    pub paused: bool,
+    /// A fetch including this partition is in flight.
+    pub in_flight: bool,
+    /// Stopped after an error the application must act on (seek to resume).
+    pub halted: bool,
+    /// Do not fetch before this instant (after a retriable error).
+    pub retry_at: Option<Instant>,
+    /// Last high watermark seen.
+    pub high_watermark: i64,
+    /// Offset last committed by this consumer.
+    pub committed: Option<i64>,
+    /// Records below this offset are dropped (a fetch from mid-batch returns the whole batch).
+    floor: i64,
+    filter: ReadCommittedFilter,
+}
+
+impl PartitionState {
+    /// A partition whose start position is not known yet.
+    pub fn awaiting_position(tp: &TopicPartition) -> Self {
+        Self {
+            cursor: Cursor::new(tp, -1),
+            fetch_offset: None,
+            paused: false,
+            in_flight: false,
+            halted: false,
+            retry_at: None,
+            high_watermark: -1,
+            committed: None,
+            floor: 0,
+            filter: ReadCommittedFilter::new(),
+        }
+    }
+
+    /// Whether a fetch may include this partition now.
+    pub fn fetchable(&self, now: Instant) -> bool {
+        self.fetch_offset.is_some()
+            && !self.paused
+            && !self.in_flight
+            && !self.halted
+            && self.retry_at.is_none_or(|at| at <= now)
+    }
+
+    /// Moves the position to `offset`: revokes the current cursor (records
+    /// already fetched will not be handed out) and starts a new one.
+    pub fn reposition(&mut self, tp: &TopicPartition, offset: i64) {
+        self.cursor.revoked.store(true, Ordering::Release);
+        self.cursor = Cursor::new(tp, offset);
+        self.fetch_offset = Some(offset);
+        self.floor = offset;
+        self.halted = false;
+        self.retry_at = None;
+        self.filter.reset();
+    }
+
+    /// Position the application has reached: where to resume after a pause.
+    pub fn resume_offset(&self) -> Option<i64> {
+        Some(self.cursor.consumed())
+            .filter(|&o| o >= 0)
+            .or(self.fetch_offset)
+    }
+
+    /// Applies a successful fetch of this partition: advances the fetch
+    /// position and returns what the application may see, in offset order.
+    pub fn apply(
+        &mut self,
+        isolation: IsolationLevel,
+        batches: Vec<RecordBatch>,
+        aborted: &[AbortedTransaction],
+        bytes: usize,
+    ) -> Option<Delivery> {
+        let from = self.fetch_offset?;
+        if isolation == IsolationLevel::ReadCommitted {
+            self.filter.add_aborted(aborted);
+        }
+        let mut records = Vec::new();
+        let mut next_offset = None;
+        let mut deliver = |resolved: Resolved, records: &mut Vec<Record>, floor: i64| match resolved
+        {
+            Resolved::Deliver(batch) => {
+                let next = batch.header.next_offset();
+                records.extend(batch.records.into_iter().filter(|r| r.offset >= floor));
+                next_offset = Some(next);
+            }
+            Resolved::Skip { next_offset: next } => next_offset = Some(next),
+        };
+        for batch in batches {
+            let next = batch.header.next_offset();
+            if next <= from {
+                continue; // wholly before the position: sent again from mid-batch
+            }
+            self.fetch_offset = Some(next);
+            match isolation {
+                IsolationLevel::ReadUncommitted => {
+                    deliver(resolve_uncommitted(batch), &mut records, self.floor)
+                }
+                IsolationLevel::ReadCommitted => self.filter.push(batch),
+            }
+        }
+        if isolation == IsolationLevel::ReadCommitted {
+            while let Some(resolved) = self.filter.pop() {
+                deliver(resolved, &mut records, self.floor);
+            }
+        }
+        let next_offset = next_offset?;
+        self.floor = self.floor.max(next_offset);
+        Some(Delivery::Records {
+            cursor: self.cursor.clone(),
+            records,
+            next_offset,
+            bytes,
+        })
+    }
+}
