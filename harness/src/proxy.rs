@@ -27,6 +27,11 @@ pub struct Faults {
     pub drop_responses: HashMap<i16, Vec<u64>>,
     /// Kill each connection after a lifetime drawn from this range.
     pub chaos: Option<(Duration, Duration)>,
+    /// Flip one byte of the response to these request numbers (1-based, per
+    /// API key), six bytes before the frame's end: in a Fetch (v12) response
+    /// of one partition that is inside the last record batch, past its CRC's
+    /// start, so the batch fails its CRC-32C check.
+    pub corrupt_responses: HashMap<i16, Vec<u64>>,
 }
 
 /// Counters of what the proxy did.
@@ -38,6 +43,8 @@ pub struct ProxyStats {
     pub dropped_responses: AtomicU64,
     /// Connections killed by chaos.
     pub chaos_kills: AtomicU64,
+    /// Responses corrupted.
+    pub corrupted_responses: AtomicU64,
 }
 
 /// A running proxy.
@@ -63,6 +70,7 @@ impl FaultProxy {
             faults,
             counts: Mutex::new(HashMap::new()),
             rng: Mutex::new(seed | 1),
+            stats: stats.clone(),
         });
         let task = tokio::spawn(accept_loop(listener, upstream, shared, stats.clone()));
         Ok(Self { port, task, stats })
@@ -96,18 +104,24 @@ struct Rules {
     faults: Faults,
     counts: Mutex<HashMap<i16, u64>>,
     rng: Mutex<u64>,
+    stats: Arc<ProxyStats>,
 }
 
 impl Rules {
-    /// Counts a request of `api_key`; true when its response must be dropped.
-    fn count_request(&self, api_key: i16) -> bool {
+    /// Counts a request of `api_key`; returns what to do to its response.
+    fn count_request(&self, api_key: i16) -> Option<Doom> {
         let mut counts = self.counts.lock().expect("counts lock");
         let n = counts.entry(api_key).or_default();
         *n += 1;
-        self.faults
-            .drop_responses
-            .get(&api_key)
-            .is_some_and(|list| list.contains(n))
+        let listed =
+            |map: &HashMap<i16, Vec<u64>>| map.get(&api_key).is_some_and(|l| l.contains(n));
+        if listed(&self.faults.drop_responses) {
+            Some(Doom::Drop)
+        } else if listed(&self.faults.corrupt_responses) {
+            Some(Doom::Corrupt)
+        } else {
+            None
+        }
     }
 
     fn chaos_lifetime(&self) -> Option<Duration> {
@@ -155,6 +169,12 @@ async fn accept_loop(
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Doom {
+    Drop,
+    Corrupt,
+}
+
 enum Relay {
     Closed,
     Dropped,
@@ -164,9 +184,10 @@ enum Relay {
 async fn relay(client: TcpStream, broker: TcpStream, rules: Arc<Rules>) -> Relay {
     let (client_read, client_write) = client.into_split();
     let (broker_read, broker_write) = broker.into_split();
-    let doomed: Arc<Mutex<Vec<i32>>> = Arc::default();
+    let doomed: Arc<Mutex<HashMap<i32, Doom>>> = Arc::default();
+    let stats = rules.stats.clone();
     let requests = forward_requests(client_read, broker_write, rules, doomed.clone());
-    let responses = forward_responses(broker_read, client_write, doomed);
+    let responses = forward_responses(broker_read, client_write, doomed, stats);
     tokio::select! {
         _ = requests => Relay::Closed,
         dropped = responses => if dropped { Relay::Dropped } else { Relay::Closed },
@@ -188,14 +209,17 @@ async fn forward_requests(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     rules: Arc<Rules>,
-    doomed: Arc<Mutex<Vec<i32>>>,
+    doomed: Arc<Mutex<HashMap<i32, Doom>>>,
 ) {
     while let Some(frame) = read_frame(&mut from).await {
         if frame.len() >= 12 {
             let api_key = i16::from_be_bytes([frame[4], frame[5]]);
             let correlation_id = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
-            if rules.count_request(api_key) {
-                doomed.lock().expect("doomed lock").push(correlation_id);
+            if let Some(doom) = rules.count_request(api_key) {
+                doomed
+                    .lock()
+                    .expect("doomed lock")
+                    .insert(correlation_id, doom);
             }
         }
         if to.write_all(&frame).await.is_err() {
@@ -208,17 +232,21 @@ async fn forward_requests(
 async fn forward_responses(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
-    doomed: Arc<Mutex<Vec<i32>>>,
+    doomed: Arc<Mutex<HashMap<i32, Doom>>>,
+    stats: Arc<ProxyStats>,
 ) -> bool {
-    while let Some(frame) = read_frame(&mut from).await {
+    while let Some(mut frame) = read_frame(&mut from).await {
         let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        if doomed
-            .lock()
-            .expect("doomed lock")
-            .contains(&correlation_id)
-        {
+        let doom = doomed.lock().expect("doomed lock").remove(&correlation_id);
+        match doom {
             // The broker processed the request; the client never hears of it.
-            return true;
+            Some(Doom::Drop) => return true,
+            Some(Doom::Corrupt) if frame.len() > 14 => {
+                let at = frame.len() - 6;
+                frame[at] ^= 0xff;
+                stats.corrupted_responses.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
         }
         if to.write_all(&frame).await.is_err() {
             return false;

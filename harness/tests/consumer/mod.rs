@@ -363,3 +363,98 @@ async fn mixed_group(librdkafka_leads: bool) {
     ours.close().await;
     let _ = peer.kill().await;
 }
+
+/// A Fetch response whose last batch fails its CRC: the batches before it
+/// are delivered, then the partition reports `Corrupt` and stops — no panic,
+/// no silent skip — until the application seeks.
+#[tokio::test]
+async fn a_corrupt_batch_is_an_error_for_its_partition() {
+    let proxy_port = harness::proxy::reserve_port().unwrap();
+    let options = BrokerOptions {
+        advertised_port: Some(proxy_port),
+        die_with_parent: true,
+        ..Default::default()
+    };
+    let broker = Broker::start(options).await.expect("broker");
+    let faults = harness::proxy::Faults {
+        corrupt_responses: HashMap::from([(1, vec![1])]), // the first Fetch
+        ..Default::default()
+    };
+    let proxy = harness::proxy::FaultProxy::start(proxy_port, broker.bootstrap(), faults, 1)
+        .await
+        .unwrap();
+    let topic = topic_with_partitions(&broker.bootstrap(), "corrupt", 1).await;
+    // Three batches: 0–9, 10–19, 20–29.
+    for batch in 0..3 {
+        fill_range(&broker.bootstrap(), &topic, batch * 10..batch * 10 + 10).await;
+    }
+
+    let mut consumer = consumer(&proxy.address(), &[]);
+    let tp = TopicPartition::new(&topic, 0);
+    consumer.assign(vec![tp.clone()]).await.unwrap();
+    let mut offsets = Vec::new();
+    let error = loop {
+        match tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+            .await
+            .expect("an answer")
+        {
+            Ok(record) => offsets.push(record.offset),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(
+        offsets,
+        (0..20).collect::<Vec<_>>(),
+        "the good batches come first"
+    );
+    match &error {
+        ConsumeError::Corrupt {
+            topic: t,
+            partition: 0,
+            offset: 20,
+            reason,
+        } => {
+            assert_eq!(t, &topic);
+            assert!(reason.to_lowercase().contains("crc"), "{reason}");
+        }
+        other => panic!("expected Corrupt at offset 20, got {other:?}"),
+    }
+    assert_eq!(
+        proxy
+            .stats
+            .corrupted_responses
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(
+        consumer.poll(Duration::from_millis(700)).await.is_none(),
+        "halted until seek"
+    );
+
+    consumer.seek(tp, 20).await.unwrap();
+    let rest = futures_take(&mut consumer, 10).await;
+    assert_eq!(
+        rest.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        (20..30).collect::<Vec<_>>()
+    );
+    consumer.close().await;
+}
+
+/// Produces values `0-i` for `range` to partition 0 as one batch.
+async fn fill_range(bootstrap: &str, topic: &str, range: std::ops::Range<usize>) {
+    let producer =
+        Producer::from_properties([("bootstrap.servers", bootstrap), ("linger.ms", "50")]).unwrap();
+    let mut pending = Vec::new();
+    for i in range {
+        pending.push(
+            producer
+                .send(ProducerRecord::new(topic, format!("0-{i}")).partition(0))
+                .await
+                .unwrap(),
+        );
+    }
+    for delivery in pending {
+        delivery.await.expect("delivered");
+    }
+    producer.close(Duration::from_secs(10)).await;
+}
