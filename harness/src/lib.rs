@@ -14,6 +14,7 @@
 
 pub mod broker;
 pub mod checker;
+pub mod consume;
 pub mod fixtures;
 pub mod produce;
 pub mod proxy;

@@ -75,6 +75,34 @@ enum Command {
         #[arg(long = "property", value_parser = parse_property)]
         properties: Vec<(String, String)>,
     },
+    /// Consume a topic with this project's consumer; a JSON summary (consumed,
+    /// records_per_sec, mb_per_sec, cpu …) goes to stderr.
+    Consume {
+        /// Broker address (a local broker is started when absent).
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// Topic.
+        #[arg(long)]
+        topic: String,
+        /// Consumer group; without one, every partition is assigned.
+        #[arg(long)]
+        group: Option<String>,
+        /// read_committed or read_uncommitted.
+        #[arg(long, default_value = "read_uncommitted")]
+        isolation: String,
+        /// Stop after this many records.
+        #[arg(long)]
+        count: Option<usize>,
+        /// Stop after this many ms with nothing new.
+        #[arg(long, default_value_t = 5000)]
+        idle_timeout_ms: u64,
+        /// `values`: print every value on its own line (nothing else on stdout).
+        #[arg(long)]
+        print: Option<String>,
+        /// Extra consumer properties, e.g. `--property fetch.max.wait.ms=100` (repeatable).
+        #[arg(long = "property", value_parser = parse_property)]
+        properties: Vec<(String, String)>,
+    },
 }
 
 fn parse_property(text: &str) -> std::result::Result<(String, String), String> {
@@ -138,6 +166,32 @@ async fn main() -> ExitCode {
                     value_prefix,
                     properties,
                     cpu_only,
+                },
+            )
+            .await
+        }
+        Command::Consume {
+            bootstrap,
+            topic,
+            group,
+            isolation,
+            count,
+            idle_timeout_ms,
+            print,
+            properties,
+        } => {
+            consume(
+                bootstrap,
+                print.as_deref(),
+                harness::consume::ConsumeArgs {
+                    bootstrap: String::new(),
+                    topic,
+                    group,
+                    isolation,
+                    count,
+                    idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
+                    print_values: false,
+                    properties,
                 },
             )
             .await
@@ -269,5 +323,22 @@ async fn produce(bootstrap: Option<String>, mut args: harness::produce::ProduceA
         )
         .into());
     }
+    Ok(())
+}
+
+async fn consume(
+    bootstrap: Option<String>,
+    print: Option<&str>,
+    mut args: harness::consume::ConsumeArgs,
+) -> Result<()> {
+    args.print_values = match print {
+        None => false,
+        Some("values") => true,
+        Some(other) => return Err(format!("--print {other}: expected `values`").into()),
+    };
+    let (address, _broker) = broker_address(bootstrap).await?;
+    args.bootstrap = address;
+    let report = harness::consume::run(args).await?;
+    eprintln!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -458,3 +458,103 @@ async fn fill_range(bootstrap: &str, topic: &str, range: std::ops::Range<usize>)
     }
     producer.close(Duration::from_secs(10)).await;
 }
+
+#[derive(Default)]
+struct Recorded(Mutex<Vec<(&'static str, Vec<TopicPartition>)>>);
+
+impl semantics::consumer::RebalanceListener for Recorded {
+    fn on_assigned(&self, partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(("assigned", partitions.to_vec()));
+    }
+    fn on_revoked(&self, partitions: &[TopicPartition]) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(("revoked", partitions.to_vec()));
+    }
+    fn on_lost(&self, partitions: &[TopicPartition]) {
+        self.0.lock().unwrap().push(("lost", partitions.to_vec()));
+    }
+}
+
+fn static_member(
+    bootstrap: &str,
+    group: &str,
+    instance: &str,
+    listener: Arc<Recorded>,
+) -> Consumer {
+    let config = semantics::ConsumerConfig::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("group.id", group),
+        ("group.instance.id", instance),
+        ("heartbeat.interval.ms", "300"),
+        ("session.timeout.ms", "10000"),
+        ("partition.assignment.strategy", "cooperative-sticky"),
+    ])
+    .unwrap();
+    Consumer::with_listener(config, Some(listener)).unwrap()
+}
+
+/// KIP-345 and KIP-429: static members under cooperative-sticky. A static
+/// member that restarts within `session.timeout.ms` gets its partitions back,
+/// and the other member never has anything revoked.
+#[tokio::test]
+async fn a_static_member_restarts_into_its_old_partitions() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "static", 4).await;
+    let group = unique_topic("static-group");
+    let (events_a, events_b) = (Arc::new(Recorded::default()), Arc::new(Recorded::default()));
+    let mut a = static_member(&bootstrap, &group, "a", events_a.clone());
+    a.subscribe([topic.as_str()]).await.unwrap();
+    wait_for_assignments(&mut [&mut a], "a alone", |s| s[0].len() == 4).await;
+    let mut b = static_member(&bootstrap, &group, "b", events_b.clone());
+    b.subscribe([topic.as_str()]).await.unwrap();
+    let before = wait_for_assignments(&mut [&mut a, &mut b], "split", |s| {
+        s[0].len() == 2 && s[1].len() == 2
+    })
+    .await;
+    assert!(before[0].is_disjoint(&before[1]));
+    // Cooperative: `a` gave up exactly the two partitions `b` got, nothing more.
+    let revoked_from_a: BTreeSet<TopicPartition> = events_a
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(kind, _)| *kind == "revoked")
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    assert_eq!(
+        revoked_from_a, before[1],
+        "cooperative revocation moves only what b takes"
+    );
+
+    a.close().await; // a static member does not leave the group
+    let mut a = static_member(&bootstrap, &group, "a", events_a.clone());
+    a.subscribe([topic.as_str()]).await.unwrap();
+    let after = wait_for_assignments(&mut [&mut a, &mut b], "restart", |s| {
+        s[0].len() == 2 && s[1].len() == 2
+    })
+    .await;
+    assert_eq!(
+        after, before,
+        "the restarted static member got its partitions back"
+    );
+    let revoked_from_b = events_b
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(kind, _)| *kind != "assigned")
+        .count();
+    assert_eq!(
+        revoked_from_b,
+        0,
+        "b never lost a partition: {:?}",
+        events_b.0.lock().unwrap()
+    );
+    a.close().await;
+    b.close().await;
+}

@@ -156,6 +156,42 @@ def group_member(args):
     print(json.dumps({"event": "closed", "consumed": consumed}), flush=True)
 
 
+def bench_consume(args):
+    """Reads --count records from the start with librdkafka's batch API and
+    reports throughput and this process's CPU, as `harness consume` does."""
+    consumer = Consumer({
+        "bootstrap.servers": args.bootstrap,
+        "group.id": f"bench-{uuid.uuid4()}",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "fetch.wait.max.ms": 100,
+    })
+    consumer.subscribe([args.topic])
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    consumed, size, last = 0, 0, started
+    idle_deadline = time.monotonic() + 30
+    while consumed < args.count and time.monotonic() < idle_deadline:
+        for msg in consumer.consume(10000, 0.5):
+            if msg.error():
+                continue
+            consumed += 1
+            size += len(msg.value() or b"")
+            last = time.perf_counter()
+            idle_deadline = time.monotonic() + 10
+    cpu = cpu_seconds() - cpu_before
+    consumer.close()
+    elapsed = max(last - started, 1e-9)
+    print(json.dumps({
+        "consumed": consumed,
+        "elapsed_ms": int(elapsed * 1000),
+        "records_per_sec": consumed / elapsed,
+        "mb_per_sec": size / elapsed / 1e6,
+        "cpu_seconds": cpu,
+        "cpu_us_per_record": cpu * 1e6 / max(consumed, 1),
+    }))
+
+
 def describe(msg):
     """One consumed record as JSON: bytes as hex, null as null."""
     ts_type, ts = msg.timestamp()
@@ -255,6 +291,10 @@ def main():
     g.add_argument("--seconds", type=float, default=20)
     g.set_defaults(run=group_member)
 
+    bc = commands.add_parser("bench-consume")
+    bc.add_argument("--count", type=int, default=1_000_000)
+    bc.set_defaults(run=bench_consume)
+
     b = commands.add_parser("bench-produce")
     b.add_argument("--count", type=int, default=1_000_000)
     b.add_argument("--size", type=int, default=100)
@@ -262,7 +302,7 @@ def main():
     b.add_argument("--batch-size", type=int, default=1_000_000)
     b.set_defaults(run=bench_produce)
 
-    for sub in (p, t, c, g, b):
+    for sub in (p, t, c, g, bc, b):
         sub.add_argument("--bootstrap", required=True)
         sub.add_argument("--topic", required=True)
 

@@ -369,6 +369,22 @@ impl Consumer {
         self.call(Command::Assignment).await
     }
 
+    /// Number of partitions of `topic`, from the cluster metadata.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32, ConsumeError> {
+        let deadline = std::time::Instant::now() + self.shared.config.request_timeout;
+        let metadata = self
+            .shared
+            .cluster
+            .topic(topic, deadline, self.shared.config.retry_backoff)
+            .await
+            .map_err(|(code, _)| ConsumeError::Partition {
+                topic: topic.to_owned(),
+                partition: -1,
+                code,
+            })?;
+        Ok(metadata.partition_count())
+    }
+
     /// The group generation, for `send_offsets_to_transaction` (KIP-447).
     pub async fn group_metadata(&self) -> Result<Option<GroupMetadata>, ConsumeError> {
         self.call(Command::GroupMetadata).await
