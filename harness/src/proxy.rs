@@ -51,6 +51,7 @@ pub struct ProxyStats {
 pub struct FaultProxy {
     port: u16,
     task: JoinHandle<()>,
+    rules: Arc<Rules>,
     /// What happened so far.
     pub stats: Arc<ProxyStats>,
 }
@@ -71,14 +72,36 @@ impl FaultProxy {
             counts: Mutex::new(HashMap::new()),
             rng: Mutex::new(seed | 1),
             stats: stats.clone(),
+            blackholed: Mutex::default(),
         });
-        let task = tokio::spawn(accept_loop(listener, upstream, shared, stats.clone()));
-        Ok(Self { port, task, stats })
+        let task = tokio::spawn(accept_loop(
+            listener,
+            upstream,
+            shared.clone(),
+            stats.clone(),
+        ));
+        Ok(Self {
+            port,
+            task,
+            rules: shared,
+            stats,
+        })
     }
 
     /// The proxy's port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// While on, every response to `api_key` is dropped (and its connection
+    /// reset), whatever its number: a coordinator that never answers.
+    pub fn drop_all_responses(&self, api_key: i16, on: bool) {
+        let mut apis = self.rules.blackholed.lock().expect("blackholed lock");
+        if on {
+            apis.insert(api_key);
+        } else {
+            apis.remove(&api_key);
+        }
     }
 
     /// `127.0.0.1:PORT`.
@@ -105,6 +128,7 @@ struct Rules {
     counts: Mutex<HashMap<i16, u64>>,
     rng: Mutex<u64>,
     stats: Arc<ProxyStats>,
+    blackholed: Mutex<std::collections::HashSet<i16>>,
 }
 
 impl Rules {
@@ -115,7 +139,12 @@ impl Rules {
         *n += 1;
         let listed =
             |map: &HashMap<i16, Vec<u64>>| map.get(&api_key).is_some_and(|l| l.contains(n));
-        if listed(&self.faults.drop_responses) {
+        let blackholed = self
+            .blackholed
+            .lock()
+            .expect("blackholed lock")
+            .contains(&api_key);
+        if blackholed || listed(&self.faults.drop_responses) {
             Some(Doom::Drop)
         } else if listed(&self.faults.corrupt_responses) {
             Some(Doom::Corrupt)

@@ -5,6 +5,7 @@ mod consumer;
 mod interop;
 mod producer;
 mod security;
+mod transactions;
 
 use std::time::Duration;
 

@@ -20,7 +20,7 @@
 //! | `delivery.timeout.ms` | 120000 | ≥ `linger.ms` + `request.timeout.ms`; unset, it grows to that |
 //! | `max.request.size` (`message.max.bytes`) | 1048576 | |
 //! | `allow.auto.create.topics` | `true` | |
-//! | `transactional.id` / `transaction.timeout.ms` | none / 60000 | `transactional.id` is refused until transactions are implemented |
+//! | `transactional.id` / `transaction.timeout.ms` | none / 60000 | enables transactions (needs idempotence) |
 //! | `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location` | `PLAINTEXT` | |
 //!
 //! Keys of Java or librdkafka that do not apply here (serializers, interceptors,
@@ -310,15 +310,6 @@ impl ProducerConfig {
         if self.transactional_id.is_some() && !self.enable_idempotence {
             return Err(ConfigError::Conflict(
                 "transactional.id requires enable.idempotence=true".into(),
-            ));
-        }
-        // Refused rather than ignored: a producer that silently is not
-        // transactional would break the guarantee its user asked for.
-        if let Some(id) = &self.transactional_id {
-            return Err(invalid(
-                "transactional.id",
-                id,
-                "unset: this producer does not implement transactions yet",
             ));
         }
         if self.delivery_timeout < self.linger + self.request_timeout {

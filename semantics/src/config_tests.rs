@@ -161,12 +161,19 @@ fn implicit_idempotence_yields_to_acks_as_in_java() {
 }
 
 #[test]
-fn transactional_id_is_refused_until_transactions_exist() {
-    let error = parse(&[("bootstrap.servers", "a:1"), ("transactional.id", "t-1")])
-        .unwrap_err()
-        .to_string();
+fn transactional_id_needs_idempotence() {
+    let config = parse(&[("bootstrap.servers", "a:1"), ("transactional.id", "t-1")]).unwrap();
+    assert_eq!(config.transactional_id.as_deref(), Some("t-1"));
+    assert!(config.enable_idempotence);
+    let error = parse(&[
+        ("bootstrap.servers", "a:1"),
+        ("transactional.id", "t-1"),
+        ("enable.idempotence", "false"),
+    ])
+    .unwrap_err()
+    .to_string();
     assert!(
-        error.contains("transactional.id") && error.contains("transactions"),
+        error.contains("transactional.id") && error.contains("enable.idempotence"),
         "{error}"
     );
 }

@@ -79,6 +79,10 @@ pub enum ProduceError {
     /// The producer was closed before the record was delivered.
     #[error("producer closed before the record was delivered")]
     Closed,
+    /// A transactional call or a send inside a transaction failed; the error
+    /// says whether to abort or to give up.
+    #[error(transparent)]
+    Transaction(#[from] crate::producer::TransactionError),
 }
 
 impl ProduceError {
@@ -99,6 +103,8 @@ impl ProduceError {
         match self {
             Self::Broker { code, .. } => Some(code.class()),
             Self::Fatal(_) => Some(ErrorClass::Fatal),
+            Self::Transaction(e) if e.is_fatal() => Some(ErrorClass::Fatal),
+            Self::Transaction(e) if e.is_abortable() => Some(ErrorClass::Abortable),
             _ => None,
         }
     }

@@ -109,27 +109,33 @@ impl Coordinator {
             .send_version(&request, version)
             .await
             .map_err(CoordinatorError::Connection)?;
-        address_from(response, version)
+        let (node_id, address) = address_from(response, version)?;
+        // The address Metadata advertises for that node wins: it is the one
+        // clients are meant to use (a proxy, a NAT), and some brokers answer
+        // FindCoordinator with their listener's address instead.
+        Ok(self.cluster.broker_address(node_id).unwrap_or(address))
     }
 }
 
 fn address_from(
     response: FindCoordinatorResponse,
     version: i16,
-) -> Result<String, CoordinatorError> {
-    let (code, host, port) = if version >= 4 {
+) -> Result<(i32, String), CoordinatorError> {
+    let (code, node_id, host, port) = if version >= 4 {
         let coordinator = response
             .coordinators
             .into_iter()
             .next()
             .ok_or(CoordinatorError::Code(KafkaCode(15)))?;
-        (coordinator.error_code, coordinator.host, coordinator.port)
+        let c = coordinator;
+        (c.error_code, c.node_id.0, c.host, c.port)
     } else {
-        (response.error_code, response.host, response.port)
+        let r = response;
+        (r.error_code, r.node_id.0, r.host, r.port)
     };
     let code = KafkaCode(code);
     if !code.is_ok() {
         return Err(CoordinatorError::Code(code));
     }
-    Ok(format!("{}:{}", host.as_str(), port))
+    Ok((node_id, format!("{}:{}", host.as_str(), port)))
 }

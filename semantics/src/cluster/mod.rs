@@ -194,6 +194,16 @@ impl Cluster {
         state.refreshed = Some(Instant::now());
     }
 
+    /// The advertised address of broker `id`, if Metadata named it.
+    pub fn broker_address(&self, id: i32) -> Option<String> {
+        self.state
+            .lock()
+            .expect("cluster lock")
+            .brokers
+            .get(&id)
+            .cloned()
+    }
+
     /// When metadata was last refreshed.
     pub fn last_refresh(&self) -> Option<Instant> {
         self.state.lock().expect("cluster lock").refreshed

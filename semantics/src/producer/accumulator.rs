@@ -129,6 +129,8 @@ pub(crate) struct BatchLimits {
     pub batch_size: usize,
     pub max_records: usize,
     pub compression: Compression,
+    /// Batches of a transactional producer carry the transactional flag.
+    pub transactional: bool,
 }
 
 /// One topic's partition queues.
@@ -209,7 +211,8 @@ impl Accumulator {
             builder: BatchBuilder::with_capacity(
                 limits.compression,
                 limits.batch_size.min(1 << 20) + 128,
-            ),
+            )
+            .transactional(limits.transactional),
             outcome: BatchOutcome::new(candidate_id, name, partition),
             created: Instant::now(),
             buffer_bytes: 0,

@@ -11,6 +11,8 @@
 //! - `request`: one Produce request: seal the batches, send, read the answers.
 //! - [`sequence`]: idempotent sequence numbers as a pure state machine.
 //! - `delivery`: one shared outcome per batch, a cheap future per record.
+//! - [`txn`]: the transaction manager (coordinator calls, state machine);
+//!   `transactional`: the producer's transactional API on top of it.
 
 mod accumulator;
 mod delivery;
@@ -21,6 +23,8 @@ mod request;
 mod sender;
 pub mod sequence;
 mod shared;
+mod transactional;
+pub mod txn;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -33,6 +37,7 @@ pub use delivery::DeliveryFuture;
 pub use metrics::ProducerMetrics;
 pub use partitioner::Partitioner;
 pub use record::{Delivery, ProducerRecord};
+pub use txn::TransactionError;
 
 use accumulator::BatchLimits;
 use partitioner::{partition_for_key, StickyPartitioner};
@@ -54,6 +59,8 @@ pub struct Producer {
     sticky: Mutex<StickyPartitioner>,
     partitioner: Option<Arc<dyn Partitioner>>,
     sender: Mutex<Option<JoinHandle<()>>>,
+    /// The transaction manager, with `transactional.id`.
+    txn: Option<Arc<txn::TransactionManager>>,
 }
 
 impl Producer {
@@ -69,10 +76,11 @@ impl Producer {
         };
         let cluster = Arc::new(Cluster::new(
             config.bootstrap_servers.clone(),
-            connection,
+            connection.clone(),
             config.tls.clone(),
             config.allow_auto_create_topics,
         ));
+        let txn = txn::TransactionManager::new(&config, cluster.clone(), connection).map(Arc::new);
         let shared = Arc::new(Shared::new(config, cluster));
         let span = tracing::info_span!("producer", client_id = %shared.config.client_id);
         let sender = tokio::spawn(sender::Sender::new(shared.clone()).run().instrument(span));
@@ -81,6 +89,7 @@ impl Producer {
             sticky: Mutex::new(StickyPartitioner::default()),
             partitioner: None,
             sender: Mutex::new(Some(sender)),
+            txn,
         })
     }
 
@@ -131,6 +140,14 @@ impl Producer {
             }));
         }
         let partition = self.choose_partition(&record).await?;
+        if let Some(txn) = &self.txn {
+            // The partition joins the transaction before its first record is sent.
+            txn.ensure_partition(&crate::consumer::TopicPartition::new(
+                record.topic.as_str(),
+                partition,
+            ))
+            .await?;
+        }
         self.reserve_buffer(size).await?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let limits = self.batch_limits();
@@ -331,6 +348,7 @@ impl Producer {
             batch_size: config.batch_size,
             max_records: config.batch_max_records,
             compression: config.compression,
+            transactional: self.txn.is_some(),
         }
     }
 }

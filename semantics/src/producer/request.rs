@@ -51,6 +51,11 @@ pub(crate) async fn send_request(
         }
     }
     let request = ProduceRequest::default()
+        .with_transactional_id(config.transactional_id.as_ref().map(|id| {
+            kafka_wire::protocol::messages::TransactionalId(
+                kafka_wire::protocol::protocol::StrBytes::from_string(id.clone()),
+            )
+        }))
         .with_acks(config.acks.wire_value())
         .with_timeout_ms(i32::try_from(config.request_timeout.as_millis()).unwrap_or(i32::MAX))
         .with_topic_data(topics);

@@ -65,6 +65,7 @@ impl Sender {
 
     pub async fn run(mut self) {
         loop {
+            self.take_assigned_producer();
             if self.needs_producer_id() && Instant::now() >= self.next_init_at {
                 match self.init_producer_id().await {
                     Ok(true) => self.init_attempts = 0,
@@ -108,8 +109,20 @@ impl Sender {
         self.shared.is_closed() && self.shared.pending_batches() == 0 && self.in_flight.is_empty()
     }
 
+    /// Transactional producers get their id from the transaction manager
+    /// (InitProducerId with the transactional id); a new one renumbers from 0.
+    fn take_assigned_producer(&mut self) {
+        let Some(txn) = &self.shared.txn else { return };
+        let assigned = txn.assigned_producer.lock().expect("txn lock").take();
+        if let Some((id, epoch)) = assigned {
+            self.sequences = Some(Sequences::transactional(id, epoch));
+            self.bump_pending = false;
+        }
+    }
+
     fn needs_producer_id(&self) -> bool {
-        self.shared.config.enable_idempotence
+        self.shared.txn.is_none()
+            && self.shared.config.enable_idempotence
             && (self.sequences.is_none() || (self.bump_pending && self.in_flight.is_empty()))
     }
 
@@ -385,6 +398,9 @@ impl Sender {
             code,
             message: answer.message,
         };
+        if self.shared.txn.is_some() && verdict != SequenceVerdict::AlreadyWritten {
+            return self.settle_transactional_error(outbound, error, code, verdict);
+        }
         match verdict {
             SequenceVerdict::AlreadyWritten => self.acknowledge(outbound, answer.base_offset, None),
             SequenceVerdict::BumpEpoch => {
@@ -407,6 +423,43 @@ impl Sender {
                 let retriable = code.class().is_retriable();
                 self.retry_or_fail(outbound, error, retriable);
             }
+        }
+    }
+
+    /// Inside a transaction a sequence problem is not repaired by the sender:
+    /// the transaction fails (abortable) and the manager bumps the epoch when
+    /// it is aborted. Fencing is fatal. Once the transaction has failed, later
+    /// batches are not retried either: the abort discards them anyway.
+    fn settle_transactional_error(
+        &mut self,
+        outbound: Outbound,
+        error: ProduceError,
+        code: KafkaCode,
+        verdict: SequenceVerdict,
+    ) {
+        if matches!(code.0, 47 | 90) {
+            warn!(%code, "transactional producer fenced");
+            self.finish(outbound, Err(error.clone()));
+            return self.fail_everything(ProduceError::Fatal(format!("fenced: {code}")));
+        }
+        let failed_already = self
+            .shared
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.failure.lock().expect("txn lock").is_some());
+        match verdict {
+            SequenceVerdict::RetryInOrder if !failed_already => {
+                self.requeue(outbound, error, false)
+            }
+            SequenceVerdict::NotSequenceRelated if !failed_already => {
+                if code.class() == ErrorClass::RefreshMetadata {
+                    self.shared.cluster.invalidate(&outbound.topic);
+                    self.refresh_metadata(vec![outbound.topic.to_string()]);
+                }
+                let retriable = code.class().is_retriable();
+                self.retry_or_fail(outbound, error, retriable);
+            }
+            _ => self.finish(outbound, Err(error)),
         }
     }
 
@@ -476,7 +529,11 @@ impl Sender {
     /// sequence: every later batch would be OUT_OF_ORDER. Bump the epoch so
     /// numbering restarts at 0 (the Java producer does the same).
     fn after_sequence_gap(&mut self, batch: &ClosedBatch) {
-        if self.sequences.is_some() && batch.stamp != ProducerState::NONE {
+        // Transactional producers re-initialise when the transaction aborts.
+        if self.shared.txn.is_none()
+            && self.sequences.is_some()
+            && batch.stamp != ProducerState::NONE
+        {
             self.bump_pending = true;
         }
     }

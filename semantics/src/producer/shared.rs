@@ -33,11 +33,27 @@ pub(crate) struct Shared {
     closed: AtomicBool,
     fatal: OnceLock<ProduceError>,
     pub counters: Counters,
+    /// Transactional producers: the first record failure of the open
+    /// transaction, whether a failed record's outcome is unknown, and the
+    /// producer id the transaction manager handed the sender.
+    pub txn: Option<TxnShared>,
+}
+
+/// What the sender and the transaction manager tell each other.
+#[derive(Default)]
+pub(crate) struct TxnShared {
+    pub failure: Mutex<Option<String>>,
+    pub in_doubt: AtomicBool,
+    pub assigned_producer: Mutex<Option<(i64, i16)>>,
 }
 
 impl Shared {
     pub fn new(config: ProducerConfig, cluster: Arc<Cluster>) -> Self {
         let buffer = Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS));
+        let txn = config
+            .transactional_id
+            .as_ref()
+            .map(|_| TxnShared::default());
         Self {
             config,
             cluster,
@@ -49,6 +65,7 @@ impl Shared {
             idle: Notify::new(),
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            txn,
             fatal: OnceLock::new(),
             counters: Counters::default(),
         }
@@ -78,7 +95,18 @@ impl Shared {
         let records = batch.record_count as u64;
         match &result {
             Ok(_) => Counters::add(&self.counters.records_acked, records),
-            Err(_) => Counters::add(&self.counters.records_failed, records),
+            Err(error) => {
+                Counters::add(&self.counters.records_failed, records);
+                if let Some(txn) = &self.txn {
+                    txn.failure
+                        .lock()
+                        .expect("txn lock")
+                        .get_or_insert_with(|| error.to_string());
+                    if error.outcome_unknown() || batch.in_doubt {
+                        txn.in_doubt.store(true, Ordering::Release);
+                    }
+                }
+            }
         }
         batch.outcome.complete(result);
         self.buffer.add_permits(batch.buffer_bytes);

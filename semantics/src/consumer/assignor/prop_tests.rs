@@ -192,10 +192,10 @@ proptest! {
 
     #[test]
     fn sticky_moves_the_minimum(
-        (partitions, owners) in (0i32..=30, 1usize..=6)
-            .prop_flat_map(|(n, m)| (Just(n), prop::collection::vec(prop::option::of(0..m), n as usize)))
-            .prop_map(|(n, owners)| (n, owners)),
-        members in 1usize..=6,
+        (partitions, owners, members) in (0i32..=30, 1usize..=6).prop_flat_map(|(n, m)| {
+            let owners = prop::collection::vec(prop::option::of(0..m), n as usize);
+            (Just(n), owners, Just(m))
+        }),
     ) {
         // Every partition of "t" owned by at most one member; all subscribe to "t".
         let members: Vec<MemberSubscription> = (0..members)

@@ -1,0 +1,247 @@
+//! Transactions against the real broker, each test on a broker of its own
+//! (nisshi hands every producer the same id: a transactional epoch bump would
+//! fence other tests' producers). nisshi sends no aborted-transactions list,
+//! so read_committed here rests on the abort markers (shared/BROKER.md).
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use harness::broker::{Broker, BrokerOptions};
+use harness::fixtures::unique_topic;
+use harness::proxy::{reserve_port, FaultProxy, Faults};
+use harness::wire_ops;
+use kafka_wire::conn::{connect, ConnectionConfig};
+use kafka_wire::records::BatchReader;
+use semantics::consumer::{Consumer, TopicPartition};
+use semantics::producer::TransactionError;
+use semantics::{Producer, ProducerRecord};
+
+async fn own_broker(advertised_port: Option<u16>) -> Broker {
+    Broker::start(BrokerOptions {
+        advertised_port,
+        die_with_parent: true,
+        ..Default::default()
+    })
+    .await
+    .expect("broker")
+}
+
+async fn topic(bootstrap: &str, prefix: &str) -> String {
+    let topic = unique_topic(prefix);
+    let connection = connect(bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &topic, 1)
+        .await
+        .unwrap();
+    topic
+}
+
+fn transactional(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> Producer {
+    let mut properties: HashMap<&str, &str> = HashMap::from([
+        ("bootstrap.servers", bootstrap),
+        ("transactional.id", id),
+        ("linger.ms", "5"),
+    ]);
+    properties.extend(extra.iter().copied());
+    Producer::from_properties(properties).expect("valid producer configuration")
+}
+
+/// Every value of partition 0, from the start, until 3 s pass with nothing new.
+async fn read(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
+    let mut consumer = Consumer::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", isolation),
+        ("fetch.max.wait.ms", "100"),
+    ])
+    .unwrap();
+    consumer
+        .assign(vec![TopicPartition::new(topic, 0)])
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    while let Some(record) = consumer.poll(Duration::from_secs(3)).await {
+        let record = record.expect("no consumer error");
+        values.push(
+            String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned(),
+        );
+    }
+    consumer.close().await;
+    values
+}
+
+async fn send_all(producer: &Producer, topic: &str, values: impl IntoIterator<Item = String>) {
+    for value in values {
+        let _delivery = producer
+            .send(ProducerRecord::new(topic, value).partition(0))
+            .await
+            .expect("queued");
+    }
+}
+
+#[tokio::test]
+async fn a_hundred_transactions_every_third_aborted() {
+    let broker = own_broker(None).await;
+    let bootstrap = broker.bootstrap();
+    let topic = topic(&bootstrap, "txn-100").await;
+    let producer = transactional(&bootstrap, &unique_topic("txn"), &[]);
+    producer.init_transactions().await.unwrap();
+    for t in 0..100 {
+        producer.begin_transaction().await.unwrap();
+        send_all(&producer, &topic, (0..100).map(|i| format!("t{t}-{i}"))).await;
+        if t % 3 == 2 {
+            producer.abort_transaction().await.unwrap();
+        } else {
+            producer.commit_transaction().await.unwrap();
+        }
+    }
+    producer.close(Duration::from_secs(5)).await;
+
+    let committed = read(&bootstrap, &topic, "read_committed").await;
+    assert_eq!(committed.len(), 6_700, "67 committed transactions of 100");
+    let unique: BTreeSet<&String> = committed.iter().collect();
+    assert_eq!(unique.len(), 6_700, "no duplicate");
+    for value in &committed {
+        let t: usize = value[1..value.find('-').unwrap()].parse().unwrap();
+        assert_ne!(
+            t % 3,
+            2,
+            "aborted record {value} shown under read_committed"
+        );
+    }
+    let everything = read(&bootstrap, &topic, "read_uncommitted").await;
+    assert_eq!(everything.len(), 10_000, "aborted records are in the log");
+}
+
+/// A second producer with the same transactional id fences the first: its
+/// next send fails fatally, every later call too, and nothing it wrote
+/// reaches read_committed. (nisshi answers a fenced producer's *Produce*
+/// with PRODUCER_FENCED but drops the connection on its EndTxn; the EndTxn
+/// classification is covered by the scripted-broker test below.)
+#[tokio::test]
+async fn a_zombie_producer_is_fenced() {
+    let broker = own_broker(None).await;
+    let bootstrap = broker.bootstrap();
+    let topic = topic(&bootstrap, "txn-zombie").await;
+    let id = unique_topic("zombie");
+    let zombie = transactional(&bootstrap, &id, &[]);
+    zombie.init_transactions().await.unwrap();
+    zombie.begin_transaction().await.unwrap();
+    send_all(&zombie, &topic, (0..10).map(|i| format!("zombie-{i}"))).await;
+    zombie.flush().await; // its records are in the log, uncommitted
+
+    let successor = transactional(&bootstrap, &id, &[]);
+    successor.init_transactions().await.unwrap();
+
+    let late = zombie
+        .send(ProducerRecord::new(topic.as_str(), "zombie-late").partition(0))
+        .await
+        .unwrap();
+    let error = late.await.unwrap_err();
+    assert!(
+        error.to_string().contains("FENCED") || error.to_string().contains("EPOCH"),
+        "{error}"
+    );
+    let error = zombie.commit_transaction().await.unwrap_err();
+    assert!(
+        error.is_fatal(),
+        "after fencing every call is fatal: {error:?}"
+    );
+    let error = zombie.begin_transaction().await.unwrap_err();
+    assert!(error.is_fatal(), "{error:?}");
+
+    successor.begin_transaction().await.unwrap();
+    send_all(
+        &successor,
+        &topic,
+        (0..10).map(|i| format!("successor-{i}")),
+    )
+    .await;
+    successor.commit_transaction().await.unwrap();
+    successor.close(Duration::from_secs(5)).await;
+
+    let committed = read(&bootstrap, &topic, "read_committed").await;
+    assert!(
+        committed.iter().all(|v| v.starts_with("successor-")),
+        "a zombie record reached read_committed: {committed:?}"
+    );
+    assert_eq!(committed.len(), 10, "{committed:?}");
+}
+
+/// The torn-transaction guard: every EndTxn answer is lost (the proxy drops
+/// them after the broker applied the first) until the call gives up. The
+/// commit reports an unknown outcome and the next transaction runs on a new
+/// epoch, so a late EndTxn of the old one cannot touch it.
+#[tokio::test]
+async fn an_unknown_commit_outcome_forces_a_new_epoch() {
+    let proxy_port = reserve_port().unwrap();
+    let broker = own_broker(Some(proxy_port)).await;
+    let proxy = FaultProxy::start(proxy_port, broker.bootstrap(), Faults::default(), 7)
+        .await
+        .unwrap();
+    let bootstrap = proxy.address();
+    let topic = topic(&bootstrap, "txn-torn").await;
+    let settings = [
+        ("request.timeout.ms", "1000"),
+        ("delivery.timeout.ms", "2500"),
+    ];
+    let producer = transactional(&bootstrap, &unique_topic("torn"), &settings);
+    producer.init_transactions().await.unwrap();
+
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, (0..5).map(|i| format!("first-{i}"))).await;
+    proxy.drop_all_responses(26, true); // EndTxn
+    let error = producer.commit_transaction().await.unwrap_err();
+    assert!(
+        matches!(error, TransactionError::OutcomeUnknown(_)),
+        "{error:?}"
+    );
+    let dropped = proxy
+        .stats
+        .dropped_responses
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        dropped >= 2,
+        "EndTxn retried on the same epoch first ({dropped} dropped)"
+    );
+    proxy.drop_all_responses(26, false);
+
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, (0..5).map(|i| format!("second-{i}"))).await;
+    producer.commit_transaction().await.unwrap();
+    producer.close(Duration::from_secs(5)).await;
+
+    // The log: the second transaction's batches carry a higher epoch.
+    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    let fetched = wire_ops::fetch(&connection, &topic, 0, 0, false)
+        .await
+        .unwrap();
+    let epochs: Vec<(String, i16)> = BatchReader::new(fetched.records)
+        .map(|b| b.unwrap())
+        .filter(|b| !b.header.attributes.control)
+        .map(|b| {
+            let value = b.records[0].value.clone().unwrap_or_default();
+            (
+                String::from_utf8_lossy(&value).into_owned(),
+                b.header.producer_epoch,
+            )
+        })
+        .collect();
+    let epoch_of = |prefix: &str| {
+        epochs
+            .iter()
+            .find(|(v, _)| v.starts_with(prefix))
+            .map(|(_, e)| *e)
+    };
+    let (first, second) = (epoch_of("first-").unwrap(), epoch_of("second-").unwrap());
+    assert!(
+        second > first,
+        "second transaction on epoch {second}, first on {first}"
+    );
+    // The lost answer was a commit the broker applied.
+    let committed = read(&bootstrap, &topic, "read_committed").await;
+    assert_eq!(committed.len(), 10, "{committed:?}");
+}
