@@ -20,4 +20,5 @@ pub mod produce;
 pub mod proxy;
 pub mod scripted_broker;
 pub mod smoke;
+pub mod transform;
 pub mod wire_ops;

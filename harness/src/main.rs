@@ -75,6 +75,31 @@ enum Command {
         #[arg(long = "property", value_parser = parse_property)]
         properties: Vec<(String, String)>,
     },
+    /// Consume-transform-produce with exactly-once results (`k`/`v` becomes
+    /// `k`/`T:v`) until the input is idle; prints the loop's counts as JSON.
+    Transform {
+        /// Broker address.
+        #[arg(long)]
+        bootstrap: String,
+        /// Input topic.
+        #[arg(long)]
+        input: String,
+        /// Output topic.
+        #[arg(long)]
+        output: String,
+        /// Consumer group.
+        #[arg(long)]
+        group: String,
+        /// transactional.id (also the static group.instance.id).
+        #[arg(long)]
+        transactional_id: String,
+        /// Input records per transaction.
+        #[arg(long, default_value_t = 500)]
+        max_batch: usize,
+        /// Stop after this many ms with no input.
+        #[arg(long, default_value_t = 3000)]
+        idle_timeout_ms: u64,
+    },
     /// Consume a topic with this project's consumer; a JSON summary (consumed,
     /// records_per_sec, mb_per_sec, cpu …) goes to stderr.
     Consume {
@@ -169,6 +194,31 @@ async fn main() -> ExitCode {
                 },
             )
             .await
+        }
+        Command::Transform {
+            bootstrap,
+            input,
+            output,
+            group,
+            transactional_id,
+            max_batch,
+            idle_timeout_ms,
+        } => {
+            let args = harness::transform::TransformArgs {
+                bootstrap,
+                input,
+                output,
+                group,
+                transactional_id,
+                max_batch,
+                idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
+            };
+            match harness::transform::run(&args).await {
+                Ok(stats) => serde_json::to_string(&stats)
+                    .map(|line| println!("{line}"))
+                    .map_err(Into::into),
+                Err(error) => Err(error),
+            }
         }
         Command::Consume {
             bootstrap,

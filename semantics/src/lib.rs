@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod config;
 pub mod consumer;
 pub mod error;
+pub mod exactly_once;
 mod fast_hash;
 pub mod producer;
 

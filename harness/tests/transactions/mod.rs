@@ -245,3 +245,113 @@ async fn an_unknown_commit_outcome_forces_a_new_epoch() {
     let committed = read(&bootstrap, &topic, "read_committed").await;
     assert_eq!(committed.len(), 10, "{committed:?}");
 }
+
+/// Consume → transform → produce over 100,000 records with the transforming
+/// process SIGKILLed at random points and restarted, five times: the output
+/// read with read_committed holds each input's transform exactly once.
+#[tokio::test]
+async fn transform_survives_five_sigkills_exactly_once() {
+    const RECORDS: usize = 100_000;
+    let broker = own_broker(None).await;
+    let bootstrap = broker.bootstrap();
+    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    let (input, output) = (unique_topic("ctp-in"), unique_topic("ctp-out"));
+    wire_ops::create_topic(&connection, &input, 2)
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &output, 2)
+        .await
+        .unwrap();
+    let producer = Producer::from_properties([("bootstrap.servers", bootstrap.as_str())]).unwrap();
+    let mut deliveries = Vec::with_capacity(RECORDS);
+    for i in 0..RECORDS {
+        let record = ProducerRecord::new(input.as_str(), format!("in-{i}")).key(i.to_string());
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for delivery in deliveries {
+        delivery.await.expect("input delivered");
+    }
+    producer.close(Duration::from_secs(5)).await;
+
+    let group = unique_topic("ctp-group");
+    let transactional_id = unique_topic("ctp");
+    let spawn = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args([
+                "transform",
+                "--bootstrap",
+                &bootstrap,
+                "--input",
+                &input,
+                "--output",
+                &output,
+            ])
+            .args(["--group", &group, "--transactional-id", &transactional_id])
+            .args(["--max-batch", "500", "--idle-timeout-ms", "4000"])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("harness transform")
+    };
+    // Deterministic kill points between 0.4 and 2.4 s of each run.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..5 {
+        let mut child = spawn();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let after = Duration::from_millis(400 + seed % 2_000);
+        tokio::time::sleep(after).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the transformer exited before its SIGKILL"
+        );
+        child.start_kill().unwrap(); // SIGKILL
+        child.wait().await.unwrap();
+    }
+    let last = tokio::time::timeout(Duration::from_secs(120), spawn().wait_with_output())
+        .await
+        .expect("the last run finishes")
+        .unwrap();
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&last.stdout);
+    let stats: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    let finished_by_last = stats["records_committed"].as_u64().expect("loop stats");
+    assert!(
+        finished_by_last < RECORDS as u64,
+        "the killed runs committed nothing: the last run did all {finished_by_last}"
+    );
+
+    let mut consumer = Consumer::from_properties([
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+        ("fetch.max.wait.ms", "100"),
+    ])
+    .unwrap();
+    let partitions = (0..2).map(|p| TopicPartition::new(&output, p)).collect();
+    consumer.assign(partitions).await.unwrap();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    while let Some(record) = consumer.poll(Duration::from_secs(3)).await {
+        let record = record.expect("no consumer error");
+        let value =
+            String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
+        *seen.entry(value).or_default() += 1;
+    }
+    consumer.close().await;
+    let duplicated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).take(5).collect();
+    assert!(duplicated.is_empty(), "transformed twice: {duplicated:?}");
+    let missing: Vec<usize> = (0..RECORDS)
+        .filter(|i| !seen.contains_key(&format!("T:in-{i}")))
+        .take(5)
+        .collect();
+    assert!(missing.is_empty(), "never transformed: {missing:?} …");
+    assert_eq!(seen.len(), RECORDS);
+}

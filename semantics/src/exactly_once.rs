@@ -1,0 +1,250 @@
+//! Consume → transform → produce with exactly-once results: each batch of
+//! input records, the records made from them and the consumer's new offsets
+//! commit in one transaction, or not at all.
+//!
+//! ```text
+//!   poll a batch ─► begin ─► send outputs ─► send_offsets(positions, generation) ─► commit
+//!        ▲                                                                           │
+//!        └──────────── abortable error: abort, seek back to the batch start ◄────────┘
+//! ```
+//!
+//! The consumer must read with `isolation.level=read_committed` (inputs that
+//! are themselves transactional) and `enable.auto.commit=false` (offsets are
+//! committed only inside the transaction). After a crash, the next process
+//! with the same `transactional.id` fences the old one and aborts what it
+//! left open; the group resumes from the offsets of the last committed
+//! transaction, so every input is transformed into the output exactly once.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::consumer::{ConsumeError, Consumer, ConsumerRecord, TopicPartition};
+use crate::producer::{Producer, ProducerRecord, TransactionError};
+use crate::ProduceError;
+
+/// How batches are formed.
+#[derive(Debug, Clone)]
+pub struct LoopOptions {
+    /// Most input records per transaction.
+    pub max_batch: usize,
+    /// Longest wait for more records once a batch has one.
+    pub max_wait: Duration,
+    /// Stop when no record arrives for this long (`None`: run until an error).
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Default for LoopOptions {
+    fn default() -> Self {
+        Self {
+            max_batch: 500,
+            max_wait: Duration::from_millis(100),
+            idle_timeout: None,
+        }
+    }
+}
+
+/// What a loop did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LoopStats {
+    /// Input records in committed transactions.
+    pub records_committed: u64,
+    /// Transactions committed.
+    pub transactions_committed: u64,
+    /// Transactions aborted (their batch was processed again).
+    pub transactions_aborted: u64,
+}
+
+/// Why the loop stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError {
+    /// The consumer failed for good.
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
+    /// The producer was fenced or failed for good.
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
+}
+
+/// Runs the loop until the input is idle for `idle_timeout` or a fatal error.
+/// `transform` maps one input record to the records to produce.
+pub async fn run<F>(
+    consumer: &mut Consumer,
+    producer: &Producer,
+    options: &LoopOptions,
+    mut transform: F,
+) -> Result<LoopStats, LoopError>
+where
+    F: FnMut(&ConsumerRecord) -> Vec<ProducerRecord>,
+{
+    let mut stats = LoopStats::default();
+    loop {
+        let batch = next_batch(consumer, options).await?;
+        if batch.is_empty() {
+            return Ok(stats);
+        }
+        match process(consumer, producer, &batch, &mut transform).await {
+            Ok(()) => {
+                stats.records_committed += batch.len() as u64;
+                stats.transactions_committed += 1;
+            }
+            Err(error) if error.is_abortable() => {
+                tracing::warn!(%error, "transaction not committed; going back to the committed offsets");
+                recover(producer).await?;
+                stats.transactions_aborted += 1;
+                rewind(consumer, &batch).await?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Up to `max_batch` records: the first waits up to `idle_timeout`, the rest
+/// up to `max_wait` altogether. Partition errors are returned.
+async fn next_batch(
+    consumer: &mut Consumer,
+    options: &LoopOptions,
+) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+    let first = match options.idle_timeout {
+        Some(idle) => match consumer.poll(idle).await {
+            Some(record) => record?,
+            None => return Ok(Vec::new()),
+        },
+        None => consumer.recv().await?,
+    };
+    let mut batch = vec![first];
+    let deadline = Instant::now() + options.max_wait;
+    while batch.len() < options.max_batch {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match consumer.poll(left).await {
+            Some(record) => batch.push(record?),
+            None => break,
+        }
+    }
+    Ok(batch)
+}
+
+async fn process<F>(
+    consumer: &mut Consumer,
+    producer: &Producer,
+    batch: &[ConsumerRecord],
+    transform: &mut F,
+) -> Result<(), TransactionError>
+where
+    F: FnMut(&ConsumerRecord) -> Vec<ProducerRecord>,
+{
+    producer.begin_transaction().await?;
+    let mut deliveries = Vec::new();
+    for record in batch {
+        for output in transform(record) {
+            let delivery = producer.send(output).await.map_err(abortable)?;
+            deliveries.push(delivery);
+        }
+    }
+    let group = consumer
+        .group_metadata()
+        .await
+        .map_err(|e| TransactionError::Abortable(e.to_string()))?
+        .ok_or_else(|| TransactionError::Fatal("the consumer needs group.id".into()))?;
+    producer
+        .send_offsets_to_transaction(&next_offsets(batch), &group)
+        .await?;
+    producer.commit_transaction().await?;
+    // Committed: every delivery succeeded (a failure would have failed the commit).
+    drop(deliveries);
+    Ok(())
+}
+
+fn abortable(error: ProduceError) -> TransactionError {
+    match error {
+        ProduceError::Transaction(e) => e,
+        ProduceError::Fatal(reason) => TransactionError::Fatal(reason),
+        other => TransactionError::Abortable(other.to_string()),
+    }
+}
+
+/// The offset after the last record of each partition in `batch`.
+fn next_offsets(batch: &[ConsumerRecord]) -> Vec<(TopicPartition, i64)> {
+    let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for record in batch {
+        let tp = TopicPartition::new(&*record.topic, record.partition);
+        let entry = next.entry(tp).or_insert(record.offset + 1);
+        *entry = (*entry).max(record.offset + 1);
+    }
+    next.into_iter().collect()
+}
+
+/// Ends the failed transaction. After an unknown outcome the commit may have
+/// been applied: aborting it could be refused, so the producer takes a new
+/// epoch instead, which makes the coordinator finish it either way.
+async fn recover(producer: &Producer) -> Result<(), TransactionError> {
+    use crate::producer::txn::TxnState;
+    match producer.transaction_state() {
+        Some(TxnState::InTransaction | TxnState::AbortableError) => {
+            producer.abort_transaction().await
+        }
+        Some(TxnState::NeedsReinit) => producer.init_transactions().await,
+        _ => Ok(()),
+    }
+}
+
+/// Moves each partition of `batch` back to the group's committed offset —
+/// the truth after an abort or an unknown outcome — or, when nothing was
+/// committed yet, to the batch's first record of it.
+async fn rewind(consumer: &mut Consumer, batch: &[ConsumerRecord]) -> Result<(), ConsumeError> {
+    let mut first: BTreeMap<TopicPartition, i64> = BTreeMap::new();
+    for record in batch {
+        let tp = TopicPartition::new(&*record.topic, record.partition);
+        let entry = first.entry(tp).or_insert(record.offset);
+        *entry = (*entry).min(record.offset);
+    }
+    let committed = consumer.committed(first.keys().cloned().collect()).await?;
+    for (tp, offset) in committed {
+        if let (Some(committed), Some(start)) = (offset, first.get_mut(&tp)) {
+            *start = committed;
+        }
+    }
+    for (tp, offset) in first {
+        match consumer.seek(tp, offset).await {
+            // Revoked meanwhile: the new owner starts from the committed offset.
+            Err(ConsumeError::Partition { .. }) | Ok(()) => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn record(topic: &str, partition: i32, offset: i64) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: Arc::from(topic),
+            partition,
+            offset,
+            timestamp: 0,
+            key: None,
+            value: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn offsets_to_commit_are_one_past_the_last_record_per_partition() {
+        let batch = [
+            record("a", 0, 5),
+            record("a", 1, 9),
+            record("a", 0, 6),
+            record("b", 0, 0),
+        ];
+        assert_eq!(
+            next_offsets(&batch),
+            [
+                (TopicPartition::new("a", 0), 7),
+                (TopicPartition::new("a", 1), 10),
+                (TopicPartition::new("b", 0), 1)
+            ]
+        );
+    }
+}
