@@ -1,8 +1,9 @@
 //! An in-process broker that follows a script, for what the real broker cannot
 //! be made to do on demand: answer a chosen Produce with a chosen error code.
-//! It speaks just enough — ApiVersions, Metadata, InitProducerId, Produce —
-//! for one broker (node 0) leading partition 0 of every topic, and logs what
-//! it received so tests can assert on the client's behaviour.
+//! It speaks just enough — ApiVersions, Metadata, InitProducerId, Produce,
+//! and for transactions FindCoordinator, AddPartitionsToTxn and a scripted
+//! EndTxn — for one broker (node 0) leading partition 0 of every topic, and
+//! logs what it received so tests can assert on the client's behaviour.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,11 @@ use std::sync::{Arc, Mutex};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_wire::codec::header::{RequestHeader, ResponseHeader};
 use kafka_wire::codec::versions::client_ranges;
+use kafka_wire::protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+};
 use kafka_wire::protocol::messages::api_versions_response::ApiVersion;
+use kafka_wire::protocol::messages::find_coordinator_response::Coordinator;
 use kafka_wire::protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
@@ -44,11 +49,21 @@ pub enum Event {
         /// Code answered (0 = appended).
         answered: i16,
     },
+    /// An EndTxn and the error code it was answered with.
+    EndTxn {
+        /// Commit (true) or abort.
+        committed: bool,
+        /// Presented epoch.
+        producer_epoch: i16,
+        /// Code answered.
+        answered: i16,
+    },
 }
 
 #[derive(Default)]
 struct State {
     produce_errors: VecDeque<i16>,
+    end_txn_errors: VecDeque<i16>,
     epoch: i16,
     next_offset: i64,
     log: Vec<Event>,
@@ -78,6 +93,15 @@ impl ScriptedBroker {
             }
         });
         Ok(Self { port, state, task })
+    }
+
+    /// Answers successive EndTxn requests with these codes (then success).
+    pub fn script_end_txn(&self, codes: impl IntoIterator<Item = i16>) {
+        self.state
+            .lock()
+            .expect("state lock")
+            .end_txn_errors
+            .extend(codes);
     }
 
     /// `127.0.0.1:PORT`.
@@ -144,6 +168,69 @@ fn answer(mut frame: Bytes, port: u16, state: &Mutex<State>) -> Option<Bytes> {
         ApiKey::Produce => {
             let request = ProduceRequest::decode(&mut frame, version).ok()?;
             respond(id, version, &produce(&request, state))
+        }
+        ApiKey::FindCoordinator => {
+            let coordinator = |r: FindCoordinatorResponse| {
+                r.with_node_id(0.into())
+                    .with_host(StrBytes::from_static_str("127.0.0.1"))
+                    .with_port(i32::from(port))
+            };
+            let response = if version >= 4 {
+                let request = FindCoordinatorRequest::decode(&mut frame, version).ok()?;
+                let entries = request
+                    .coordinator_keys
+                    .into_iter()
+                    .map(|key| {
+                        Coordinator::default()
+                            .with_key(key)
+                            .with_node_id(0.into())
+                            .with_host(StrBytes::from_static_str("127.0.0.1"))
+                            .with_port(i32::from(port))
+                    })
+                    .collect();
+                FindCoordinatorResponse::default().with_coordinators(entries)
+            } else {
+                coordinator(FindCoordinatorResponse::default())
+            };
+            respond(id, version, &response)
+        }
+        ApiKey::AddPartitionsToTxn => {
+            let request = AddPartitionsToTxnRequest::decode(&mut frame, version).ok()?;
+            let topics = request
+                .v3_and_below_topics
+                .iter()
+                .map(|t| {
+                    AddPartitionsToTxnTopicResult::default()
+                        .with_name(t.name.clone())
+                        .with_results_by_partition(
+                            t.partitions
+                                .iter()
+                                .map(|&p| {
+                                    AddPartitionsToTxnPartitionResult::default()
+                                        .with_partition_index(p)
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            let response =
+                AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(topics);
+            respond(id, version, &response)
+        }
+        ApiKey::EndTxn => {
+            let request = EndTxnRequest::decode(&mut frame, version).ok()?;
+            let mut state = state.lock().expect("state lock");
+            let answered = state.end_txn_errors.pop_front().unwrap_or(0);
+            state.log.push(Event::EndTxn {
+                committed: request.committed,
+                producer_epoch: request.producer_epoch,
+                answered,
+            });
+            respond(
+                id,
+                version,
+                &EndTxnResponse::default().with_error_code(answered),
+            )
         }
         _ => None,
     }

@@ -455,7 +455,7 @@ fn produced(log: &[Event]) -> Vec<(i16, i32, i16)> {
                 answered,
                 ..
             } => Some((*producer_epoch, *base_sequence, *answered)),
-            Event::InitProducerId { .. } => None,
+            Event::InitProducerId { .. } | Event::EndTxn { .. } => None,
         })
         .collect()
 }

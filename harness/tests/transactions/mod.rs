@@ -355,3 +355,56 @@ async fn transform_survives_five_sigkills_exactly_once() {
     assert!(missing.is_empty(), "never transformed: {missing:?} …");
     assert_eq!(seen.len(), RECORDS);
 }
+
+/// nisshi drops the connection on a fenced producer's EndTxn instead of
+/// answering PRODUCER_FENCED (README, broker notes), so the classification of
+/// EndTxn answers is proven against the scripted broker: fencing is fatal at
+/// once, CONCURRENT_TRANSACTIONS is retried on the same epoch.
+#[tokio::test]
+async fn end_txn_answers_by_class_on_the_scripted_broker() {
+    use harness::scripted_broker::{Event, ScriptedBroker};
+    for (script, fatal) in [(vec![90], true), (vec![47], true), (vec![51, 51, 0], false)] {
+        let broker = ScriptedBroker::start([]).await.unwrap();
+        broker.script_end_txn(script.clone());
+        let producer = transactional(
+            &broker.address(),
+            "scripted",
+            &[
+                ("delivery.timeout.ms", "5000"),
+                ("request.timeout.ms", "1000"),
+            ],
+        );
+        producer.init_transactions().await.unwrap();
+        producer.begin_transaction().await.unwrap();
+        let delivery = producer
+            .send(ProducerRecord::new("t", "v").partition(0))
+            .await
+            .unwrap();
+        let result = producer.commit_transaction().await;
+        let end_txns: Vec<i16> = broker
+            .log()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::EndTxn {
+                    committed: true,
+                    answered,
+                    ..
+                } => Some(answered),
+                _ => None,
+            })
+            .collect();
+        if fatal {
+            let error = result.unwrap_err();
+            assert!(error.is_fatal(), "{script:?}: {error:?}");
+            assert_eq!(end_txns, script, "fencing is not retried");
+            assert!(producer.begin_transaction().await.unwrap_err().is_fatal());
+        } else {
+            result.unwrap_or_else(|e| panic!("{script:?}: {e:?}"));
+            assert_eq!(
+                end_txns, script,
+                "retried on the same epoch until it succeeded"
+            );
+            delivery.await.expect("delivered");
+        }
+    }
+}
