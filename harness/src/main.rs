@@ -75,8 +75,8 @@ enum Command {
         #[arg(long = "property", value_parser = parse_property)]
         properties: Vec<(String, String)>,
     },
-    /// Consume-transform-produce with exactly-once results (`k`/`v` becomes
-    /// `k`/`T:v`) until the input is idle; prints the loop's counts as JSON.
+    /// Consume-transform-produce under a guarantee (`k`/`v` becomes `k`/`T:v`)
+    /// until the input is idle; prints the processor's counts as JSON.
     Transform {
         /// Broker address.
         #[arg(long)]
@@ -93,6 +93,9 @@ enum Command {
         /// transactional.id (also the static group.instance.id).
         #[arg(long)]
         transactional_id: String,
+        /// at-most-once, at-least-once or exactly-once.
+        #[arg(long, default_value = "exactly-once")]
+        semantics: String,
         /// Input records per transaction.
         #[arg(long, default_value_t = 500)]
         max_batch: usize,
@@ -201,15 +204,23 @@ async fn main() -> ExitCode {
             output,
             group,
             transactional_id,
+            semantics,
             max_batch,
             idle_timeout_ms,
         } => {
+            let Some(guarantee) = semantics::Guarantee::from_name(&semantics) else {
+                eprintln!(
+                    "--semantics {semantics}: expected at-most-once, at-least-once or exactly-once"
+                );
+                return ExitCode::FAILURE;
+            };
             let args = harness::transform::TransformArgs {
                 bootstrap,
                 input,
                 output,
                 group,
                 transactional_id,
+                guarantee,
                 max_batch,
                 idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
             };

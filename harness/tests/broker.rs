@@ -2,6 +2,7 @@
 //! `KAFKA_BOOTSTRAP`). One test binary: the broker starts once per run.
 
 mod consumer;
+mod guarantees;
 mod interop;
 mod producer;
 mod security;

@@ -100,7 +100,7 @@ where
 
 /// Up to `max_batch` records: the first waits up to `idle_timeout`, the rest
 /// up to `max_wait` altogether. Partition errors are returned.
-async fn next_batch(
+pub(crate) async fn next_batch(
     consumer: &mut Consumer,
     options: &LoopOptions,
 ) -> Result<Vec<ConsumerRecord>, ConsumeError> {
@@ -163,7 +163,7 @@ fn abortable(error: ProduceError) -> TransactionError {
 }
 
 /// The offset after the last record of each partition in `batch`.
-fn next_offsets(batch: &[ConsumerRecord]) -> Vec<(TopicPartition, i64)> {
+pub(crate) fn next_offsets(batch: &[ConsumerRecord]) -> Vec<(TopicPartition, i64)> {
     let mut next: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for record in batch {
         let tp = TopicPartition::new(&*record.topic, record.partition);
@@ -176,7 +176,7 @@ fn next_offsets(batch: &[ConsumerRecord]) -> Vec<(TopicPartition, i64)> {
 /// Ends the failed transaction. After an unknown outcome the commit may have
 /// been applied: aborting it could be refused, so the producer takes a new
 /// epoch instead, which makes the coordinator finish it either way.
-async fn recover(producer: &Producer) -> Result<(), TransactionError> {
+pub(crate) async fn recover(producer: &Producer) -> Result<(), TransactionError> {
     use crate::producer::txn::TxnState;
     match producer.transaction_state() {
         Some(TxnState::InTransaction | TxnState::AbortableError) => {
@@ -190,7 +190,10 @@ async fn recover(producer: &Producer) -> Result<(), TransactionError> {
 /// Moves each partition of `batch` back to the group's committed offset —
 /// the truth after an abort or an unknown outcome — or, when nothing was
 /// committed yet, to the batch's first record of it.
-async fn rewind(consumer: &mut Consumer, batch: &[ConsumerRecord]) -> Result<(), ConsumeError> {
+pub(crate) async fn rewind(
+    consumer: &mut Consumer,
+    batch: &[ConsumerRecord],
+) -> Result<(), ConsumeError> {
     let mut first: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     for record in batch {
         let tp = TopicPartition::new(&*record.topic, record.partition);

@@ -14,11 +14,13 @@ pub mod consumer;
 pub mod error;
 pub mod exactly_once;
 mod fast_hash;
+pub mod guarantee;
 pub mod producer;
 
 pub use config::{Acks, ProducerConfig};
 pub use consumer::{ConsumeError, Consumer, ConsumerConfig, ConsumerRecord, TopicPartition};
 pub use error::ProduceError;
+pub use guarantee::{DeliveryGuarantee, Guarantee, Promise};
 /// The wire layer this client is built on.
 pub use kafka_wire as wire;
 pub use producer::{Delivery, DeliveryFuture, Producer, ProducerRecord};

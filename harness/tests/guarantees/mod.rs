@@ -1,0 +1,246 @@
+//! Each row of the guarantee table against the real broker: a handler that
+//! fails, and a processing process SIGKILLed mid-batch and restarted. Every
+//! test counts records to check the row's promise — at-most-once: never a
+//! duplicate; at-least-once: never a loss; exactly-once: neither.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use harness::broker::{Broker, BrokerOptions};
+use harness::fixtures::unique_topic;
+use harness::wire_ops;
+use kafka_wire::conn::{connect, ConnectionConfig};
+use semantics::consumer::{Consumer, TopicPartition};
+use semantics::exactly_once::LoopOptions;
+use semantics::guarantee::processor::{HandlerError, Processor, ProcessorConfig};
+use semantics::guarantee::Possibility;
+use semantics::{DeliveryGuarantee, Guarantee, Producer, ProducerRecord};
+
+/// A broker of the test's own (nisshi shares one producer id between
+/// producers; transactional epoch bumps must not reach other tests).
+async fn broker() -> Broker {
+    Broker::start(BrokerOptions {
+        die_with_parent: true,
+        ..Default::default()
+    })
+    .await
+    .expect("broker")
+}
+
+/// Input topic (2 partitions) with `count` records `in-i`, and an empty output topic.
+async fn topics(bootstrap: &str, count: usize) -> (String, String) {
+    let connection = connect(bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    let (input, output) = (unique_topic("g-in"), unique_topic("g-out"));
+    wire_ops::create_topic(&connection, &input, 2)
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &output, 2)
+        .await
+        .unwrap();
+    let producer = Producer::from_properties([("bootstrap.servers", bootstrap)]).unwrap();
+    let mut deliveries = Vec::with_capacity(count);
+    for i in 0..count {
+        let record = ProducerRecord::new(input.as_str(), format!("in-{i}")).key(i.to_string());
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for delivery in deliveries {
+        delivery.await.expect("input delivered");
+    }
+    producer.close(Duration::from_secs(5)).await;
+    (input, output)
+}
+
+/// How often each output value appears (read_committed, as a checker must
+/// not trust the client under test to count).
+async fn outputs(bootstrap: &str, topic: &str) -> HashMap<String, usize> {
+    let mut consumer = Consumer::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+        ("fetch.max.wait.ms", "100"),
+    ])
+    .unwrap();
+    consumer
+        .assign((0..2).map(|p| TopicPartition::new(topic, p)).collect())
+        .await
+        .unwrap();
+    let mut seen = HashMap::new();
+    while let Some(record) = consumer.poll(Duration::from_secs(3)).await {
+        let record = record.expect("no consumer error");
+        let value =
+            String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
+        *seen.entry(value).or_insert(0) += 1;
+    }
+    consumer.close().await;
+    seen
+}
+
+/// (lost, duplicated) against inputs `0..count`.
+fn anomalies(seen: &HashMap<String, usize>, count: usize) -> (usize, usize) {
+    let lost = (0..count)
+        .filter(|i| !seen.contains_key(&format!("T:in-{i}")))
+        .count();
+    let duplicated = seen.values().filter(|n| **n > 1).count();
+    (lost, duplicated)
+}
+
+fn assert_promise(guarantee: Guarantee, lost: usize, duplicated: usize, what: &str) {
+    let promise = guarantee.promise();
+    if promise.duplicates == Possibility::Never {
+        assert_eq!(duplicated, 0, "{}: {what}: duplicates", guarantee.name());
+    }
+    if promise.loss == Possibility::Never {
+        assert_eq!(lost, 0, "{}: {what}: losses", guarantee.name());
+    }
+}
+
+/// The handler fails once on every 50th record.
+async fn failing_handler(guarantee: Guarantee) {
+    const COUNT: usize = 2_000;
+    let broker = broker().await;
+    let bootstrap = broker.bootstrap();
+    let (input, output) = topics(&bootstrap, COUNT).await;
+    let mut config = ProcessorConfig::new(&bootstrap, unique_topic("g-group"));
+    config.batching = LoopOptions {
+        max_batch: 100,
+        max_wait: Duration::from_millis(20),
+        idle_timeout: Some(Duration::from_secs(3)),
+    };
+    config.retry_backoff = Duration::from_millis(10);
+    let mut processor = Processor::new(config, Arc::new(guarantee)).await.unwrap();
+    let mut failed_once = std::collections::HashSet::new();
+    let out = output.clone();
+    let stats = processor
+        .run(&[input.as_str()], |record| {
+            let value =
+                String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
+            let i: usize = value[3..].parse().unwrap();
+            if i % 50 == 7 && failed_once.insert(i) {
+                return Err(HandlerError(format!("record {i} fails once")));
+            }
+            Ok(vec![ProducerRecord::new(
+                out.as_str(),
+                format!("T:{value}"),
+            )])
+        })
+        .await
+        .unwrap();
+    processor.close().await;
+    let seen = outputs(&bootstrap, &output).await;
+    let (lost, duplicated) = anomalies(&seen, COUNT);
+    assert_promise(guarantee, lost, duplicated, "failing handler");
+    assert_eq!(stats.handler_errors, (COUNT / 50) as u64);
+    match guarantee {
+        // The failing records are gone, and counted as such.
+        Guarantee::AtMostOnce => assert_eq!((lost as u64, stats.lost), (40, 40)),
+        _ => assert_eq!(lost, 0),
+    }
+}
+
+#[tokio::test]
+async fn at_most_once_loses_what_the_handler_fails_never_duplicates() {
+    failing_handler(Guarantee::AtMostOnce).await;
+}
+
+#[tokio::test]
+async fn at_least_once_redelivers_what_the_handler_fails() {
+    failing_handler(Guarantee::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn exactly_once_aborts_and_reprocesses_what_the_handler_fails() {
+    failing_handler(Guarantee::ExactlyOnce).await;
+}
+
+/// `harness transform` under `guarantee`, SIGKILLed `kills` times at
+/// deterministic points, then run to the end.
+async fn killed_mid_batch(guarantee: Guarantee, count: usize, kills: usize) {
+    let broker = broker().await;
+    let bootstrap = broker.bootstrap();
+    let (input, output) = topics(&bootstrap, count).await;
+    let group = unique_topic("g-kill");
+    let transactional_id = unique_topic("g-kill-id");
+    let spawn = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .args([
+                "transform",
+                "--bootstrap",
+                &bootstrap,
+                "--input",
+                &input,
+                "--output",
+                &output,
+            ])
+            .args(["--group", &group, "--transactional-id", &transactional_id])
+            .args([
+                "--semantics",
+                guarantee.name(),
+                "--max-batch",
+                "500",
+                "--idle-timeout-ms",
+                "4000",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("harness transform")
+    };
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..kills {
+        let mut child = spawn();
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(400 + seed % 2_000)).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: exited before its SIGKILL"
+        );
+        child.start_kill().unwrap(); // SIGKILL
+        child.wait().await.unwrap();
+    }
+    let last = tokio::time::timeout(Duration::from_secs(120), spawn().wait_with_output())
+        .await
+        .expect("the last run finishes")
+        .unwrap();
+    assert!(
+        last.status.success(),
+        "{}",
+        String::from_utf8_lossy(&last.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&last.stdout);
+    let stats: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    let by_last = stats["records_committed"]
+        .as_u64()
+        .expect("processor stats");
+    assert!(by_last < count as u64, "the killed runs committed nothing");
+
+    let seen = outputs(&bootstrap, &output).await;
+    let (lost, duplicated) = anomalies(&seen, count);
+    assert_promise(guarantee, lost, duplicated, "killed mid-batch");
+    if guarantee == Guarantee::ExactlyOnce {
+        assert_eq!(seen.len(), count);
+    }
+}
+
+#[tokio::test]
+async fn at_most_once_killed_mid_batch_never_duplicates() {
+    killed_mid_batch(Guarantee::AtMostOnce, 20_000, 3).await;
+}
+
+#[tokio::test]
+async fn at_least_once_killed_mid_batch_never_loses() {
+    killed_mid_batch(Guarantee::AtLeastOnce, 20_000, 3).await;
+}
+
+/// Consume → transform → produce over 100,000 records with the transforming
+/// process SIGKILLed at random points and restarted, five times: the output
+/// read with read_committed holds each input's transform exactly once.
+#[tokio::test]
+async fn exactly_once_killed_five_times_over_100k_records() {
+    killed_mid_batch(Guarantee::ExactlyOnce, 100_000, 5).await;
+}

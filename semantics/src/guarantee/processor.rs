@@ -1,0 +1,429 @@
+//! `Processor::run(topics, handler)`: consume, call the handler, produce its
+//! outputs — with offsets committed where the guarantee says.
+//!
+//! - at-most-once: the batch's offsets are committed first; a handler error
+//!   loses that record (counted in `lost`).
+//! - at-least-once: outputs are acknowledged, then offsets committed; a
+//!   handler error commits what came before it and redelivers from the failed
+//!   record (up to `max_attempts`, then the processor stops: nothing is lost).
+//! - exactly-once: outputs and offsets in one transaction; a handler error
+//!   aborts it and the batch is processed again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{CommitPoint, DeliveryGuarantee, Promise};
+use crate::config::ConfigError;
+use crate::consumer::{ConsumeError, Consumer, ConsumerRecord, TopicPartition};
+use crate::exactly_once::{next_batch, next_offsets, recover, rewind, LoopOptions};
+use crate::producer::{DeliveryFuture, Producer, ProducerRecord, TransactionError};
+use crate::ProduceError;
+
+/// A handler's refusal of one record.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("handler failed: {0}")]
+pub struct HandlerError(pub String);
+
+/// Why the processor stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The consumer failed for good.
+    #[error(transparent)]
+    Consume(#[from] ConsumeError),
+    /// The producer failed for good.
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    /// The transactional producer failed for good (fenced …).
+    #[error(transparent)]
+    Transaction(#[from] TransactionError),
+    /// At-least-once: a record kept failing `max_attempts` times.
+    #[error("record {topic}-{partition}@{offset} failed {attempts} times: {last}")]
+    HandlerGaveUp {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: HandlerError,
+    },
+}
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct ProcessorConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// `group.id`.
+    pub group_id: String,
+    /// `transactional.id` for exactly-once (default `<group.id>-processor`;
+    /// give each instance its own, stable across restarts).
+    pub transactional_id: Option<String>,
+    /// Extra producer properties (the guarantee's override them).
+    pub producer: Vec<(String, String)>,
+    /// Extra consumer properties (the guarantee's override them).
+    pub consumer: Vec<(String, String)>,
+    /// Batching and idleness.
+    pub batching: LoopOptions,
+    /// At-least-once and exactly-once: deliveries of one failing record
+    /// before the processor stops.
+    pub max_attempts: u32,
+    /// Pause before redelivering a failed record.
+    pub retry_backoff: Duration,
+}
+
+impl ProcessorConfig {
+    /// Defaults around a broker and a group.
+    pub fn new(bootstrap: impl Into<String>, group_id: impl Into<String>) -> Self {
+        Self {
+            bootstrap: bootstrap.into(),
+            group_id: group_id.into(),
+            transactional_id: None,
+            producer: Vec::new(),
+            consumer: Vec::new(),
+            batching: LoopOptions::default(),
+            max_attempts: 10,
+            retry_backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessorStats {
+    /// Records whose processing is committed.
+    pub records_committed: u64,
+    /// Outputs acknowledged by the broker.
+    pub outputs_sent: u64,
+    /// Handler errors.
+    pub handler_errors: u64,
+    /// Records delivered again after an error.
+    pub redeliveries: u64,
+    /// At-most-once: records lost to handler or output errors.
+    pub lost: u64,
+    /// Batches (transactions) committed.
+    pub batches_committed: u64,
+    /// Transactions aborted.
+    pub transactions_aborted: u64,
+}
+
+/// Consumer, producer and guarantee, wired together.
+pub struct Processor {
+    consumer: Consumer,
+    producer: Producer,
+    guarantee: Arc<dyn DeliveryGuarantee>,
+    config: ProcessorConfig,
+    stats: ProcessorStats,
+    attempts: HashMap<(TopicPartition, i64), u32>,
+}
+
+impl Processor {
+    /// Builds the clients with the guarantee's settings (inside a tokio runtime).
+    pub async fn new(
+        config: ProcessorConfig,
+        guarantee: Arc<dyn DeliveryGuarantee>,
+    ) -> Result<Self, ProcessError> {
+        let mut producer_props = vec![("bootstrap.servers".to_owned(), config.bootstrap.clone())];
+        producer_props.extend(config.producer.iter().cloned());
+        producer_props.extend(guarantee.producer_properties());
+        let transactional = guarantee.commit_point() == CommitPoint::InTransaction;
+        if transactional {
+            let id = config
+                .transactional_id
+                .clone()
+                .unwrap_or_else(|| format!("{}-processor", config.group_id));
+            producer_props.push(("transactional.id".into(), id));
+        }
+        let mut consumer_props = vec![
+            ("bootstrap.servers".to_owned(), config.bootstrap.clone()),
+            ("group.id".to_owned(), config.group_id.clone()),
+            ("auto.offset.reset".to_owned(), "earliest".to_owned()),
+        ];
+        consumer_props.extend(config.consumer.iter().cloned());
+        consumer_props.extend(guarantee.consumer_properties());
+        let producer = Producer::from_properties(producer_props)?;
+        let consumer = Consumer::from_properties(consumer_props)?;
+        if transactional {
+            producer.init_transactions().await?;
+        }
+        tracing::info!(promise = %guarantee.promise(), "processor ready");
+        Ok(Self {
+            consumer,
+            producer,
+            guarantee,
+            config,
+            stats: ProcessorStats::default(),
+            attempts: HashMap::new(),
+        })
+    }
+
+    /// What this processor promises.
+    pub fn promise(&self) -> Promise {
+        self.guarantee.promise()
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &ProcessorStats {
+        &self.stats
+    }
+
+    /// Runs `handler` over `topics` until they are idle for
+    /// `batching.idle_timeout` (or forever without one).
+    pub async fn run<H>(
+        &mut self,
+        topics: &[&str],
+        mut handler: H,
+    ) -> Result<ProcessorStats, ProcessError>
+    where
+        H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
+    {
+        self.consumer.subscribe(topics.iter().copied()).await?;
+        loop {
+            let batch = next_batch(&mut self.consumer, &self.config.batching).await?;
+            if batch.is_empty() {
+                return Ok(self.stats.clone());
+            }
+            match self.guarantee.commit_point() {
+                CommitPoint::BeforeProcessing => self.at_most_once(&batch, &mut handler).await?,
+                CommitPoint::AfterProcessing => self.at_least_once(&batch, &mut handler).await?,
+                CommitPoint::InTransaction => self.exactly_once(&batch, &mut handler).await?,
+            }
+        }
+    }
+
+    /// Closes both clients.
+    pub async fn close(self) {
+        self.producer.close(Duration::from_secs(10)).await;
+        self.consumer.close().await;
+    }
+
+    async fn at_most_once<H>(
+        &mut self,
+        batch: &[ConsumerRecord],
+        handler: &mut H,
+    ) -> Result<(), ProcessError>
+    where
+        H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
+    {
+        self.consumer.commit_offsets(next_offsets(batch)).await?;
+        self.stats.batches_committed += 1;
+        self.stats.records_committed += batch.len() as u64;
+        let mut deliveries = Vec::new();
+        for record in batch {
+            match handler(record) {
+                Ok(outputs) => deliveries.push(self.send_all(outputs).await?),
+                Err(error) => {
+                    tracing::warn!(%error, offset = record.offset, "handler failed; record lost (at-most-once)");
+                    self.stats.handler_errors += 1;
+                    self.stats.lost += 1;
+                }
+            }
+        }
+        for outputs in deliveries {
+            let (sent, failed) = settle(outputs).await;
+            self.stats.outputs_sent += sent;
+            self.stats.lost += u64::from(failed > 0);
+        }
+        Ok(())
+    }
+
+    async fn at_least_once<H>(
+        &mut self,
+        batch: &[ConsumerRecord],
+        handler: &mut H,
+    ) -> Result<(), ProcessError>
+    where
+        H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
+    {
+        let mut deliveries = Vec::new();
+        let mut processed = 0;
+        let mut failure = None;
+        for record in batch {
+            match handler(record) {
+                Ok(outputs) => {
+                    deliveries.push(self.send_all(outputs).await?);
+                    processed += 1;
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        let mut outputs_failed = false;
+        for outputs in deliveries {
+            let (sent, failed) = settle(outputs).await;
+            self.stats.outputs_sent += sent;
+            outputs_failed |= failed > 0;
+        }
+        if outputs_failed {
+            // Nothing committed: the whole batch comes again.
+            self.stats.redeliveries += batch.len() as u64;
+            rewind(&mut self.consumer, batch).await?;
+            tokio::time::sleep(self.config.retry_backoff).await;
+            return Ok(());
+        }
+        let done = &batch[..processed];
+        if !done.is_empty() {
+            self.consumer.commit_offsets(next_offsets(done)).await?;
+            self.stats.batches_committed += 1;
+            self.stats.records_committed += done.len() as u64;
+        }
+        if let Some(error) = failure {
+            self.redeliver(&batch[processed], error)?;
+            self.stats.redeliveries += (batch.len() - processed) as u64;
+            rewind(&mut self.consumer, &batch[processed..]).await?;
+            tokio::time::sleep(self.config.retry_backoff).await;
+        }
+        Ok(())
+    }
+
+    async fn exactly_once<H>(
+        &mut self,
+        batch: &[ConsumerRecord],
+        handler: &mut H,
+    ) -> Result<(), ProcessError>
+    where
+        H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
+    {
+        let outcome = self.transaction(batch, handler).await;
+        match outcome {
+            Ok(()) => {
+                self.stats.batches_committed += 1;
+                self.stats.records_committed += batch.len() as u64;
+                Ok(())
+            }
+            Err(TxnOutcome::Handler(index, error)) => {
+                self.redeliver(&batch[index], error)?;
+                recover(&self.producer).await?;
+                self.stats.transactions_aborted += 1;
+                self.stats.redeliveries += batch.len() as u64;
+                rewind(&mut self.consumer, batch).await?;
+                tokio::time::sleep(self.config.retry_backoff).await;
+                Ok(())
+            }
+            Err(TxnOutcome::Failed(error)) if error.is_abortable() => {
+                tracing::warn!(%error, "transaction not committed; processing the batch again");
+                recover(&self.producer).await?;
+                self.stats.transactions_aborted += 1;
+                self.stats.redeliveries += batch.len() as u64;
+                rewind(&mut self.consumer, batch).await?;
+                Ok(())
+            }
+            Err(TxnOutcome::Failed(error)) => Err(error.into()),
+        }
+    }
+
+    async fn transaction<H>(
+        &mut self,
+        batch: &[ConsumerRecord],
+        handler: &mut H,
+    ) -> Result<(), TxnOutcome>
+    where
+        H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
+    {
+        self.producer
+            .begin_transaction()
+            .await
+            .map_err(TxnOutcome::Failed)?;
+        for (index, record) in batch.iter().enumerate() {
+            let outputs = handler(record).map_err(|e| TxnOutcome::Handler(index, e))?;
+            for output in outputs {
+                let delivery = self
+                    .producer
+                    .send(output)
+                    .await
+                    .map_err(|e| TxnOutcome::Failed(as_txn(e)))?;
+                drop(delivery); // a failed record fails the commit
+                self.stats.outputs_sent += 1;
+            }
+        }
+        let group = self
+            .consumer
+            .group_metadata()
+            .await
+            .map_err(|e| TxnOutcome::Failed(TransactionError::Abortable(e.to_string())))?
+            .ok_or_else(|| TxnOutcome::Failed(TransactionError::Fatal("no group.id".into())))?;
+        self.producer
+            .send_offsets_to_transaction(&next_offsets(batch), &group)
+            .await
+            .map_err(TxnOutcome::Failed)?;
+        self.producer
+            .commit_transaction()
+            .await
+            .map_err(TxnOutcome::Failed)
+    }
+
+    /// Counts a failed delivery of `record`; stops after `max_attempts`.
+    fn redeliver(
+        &mut self,
+        record: &ConsumerRecord,
+        error: HandlerError,
+    ) -> Result<(), ProcessError> {
+        self.stats.handler_errors += 1;
+        let key = (
+            TopicPartition::new(&*record.topic, record.partition),
+            record.offset,
+        );
+        let attempts = self.attempts.entry(key).or_default();
+        *attempts += 1;
+        tracing::warn!(%error, offset = record.offset, attempts = *attempts, "handler failed; redelivering");
+        if *attempts >= self.config.max_attempts {
+            return Err(ProcessError::HandlerGaveUp {
+                topic: record.topic.to_string(),
+                partition: record.partition,
+                offset: record.offset,
+                attempts: *attempts,
+                last: error,
+            });
+        }
+        Ok(())
+    }
+
+    async fn send_all(
+        &self,
+        outputs: Vec<ProducerRecord>,
+    ) -> Result<Vec<DeliveryFuture>, ProduceError> {
+        let mut futures = Vec::with_capacity(outputs.len());
+        for output in outputs {
+            futures.push(self.producer.send(output).await?);
+        }
+        Ok(futures)
+    }
+}
+
+enum TxnOutcome {
+    Handler(usize, HandlerError),
+    Failed(TransactionError),
+}
+
+fn as_txn(error: ProduceError) -> TransactionError {
+    match error {
+        ProduceError::Transaction(e) => e,
+        ProduceError::Fatal(reason) => TransactionError::Fatal(reason),
+        other => TransactionError::Abortable(other.to_string()),
+    }
+}
+
+/// Waits for one record's outputs: (acknowledged, failed).
+async fn settle(outputs: Vec<DeliveryFuture>) -> (u64, u64) {
+    let (mut sent, mut failed) = (0, 0);
+    for output in outputs {
+        match output.await {
+            Ok(_) => sent += 1,
+            Err(error) => {
+                tracing::warn!(%error, "output not delivered");
+                failed += 1;
+            }
+        }
+    }
+    (sent, failed)
+}
