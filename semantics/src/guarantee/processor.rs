@@ -296,7 +296,8 @@ impl Processor {
     {
         let outcome = self.transaction(batch, handler).await;
         match outcome {
-            Ok(()) => {
+            Ok(outputs) => {
+                self.stats.outputs_sent += outputs;
                 self.stats.batches_committed += 1;
                 self.stats.records_committed += batch.len() as u64;
                 Ok(())
@@ -326,7 +327,7 @@ impl Processor {
         &mut self,
         batch: &[ConsumerRecord],
         handler: &mut H,
-    ) -> Result<(), TxnOutcome>
+    ) -> Result<u64, TxnOutcome>
     where
         H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
     {
