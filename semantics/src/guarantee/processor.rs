@@ -335,6 +335,7 @@ impl Processor {
             .begin_transaction()
             .await
             .map_err(TxnOutcome::Failed)?;
+        let mut sent = 0;
         for (index, record) in batch.iter().enumerate() {
             let outputs = handler(record).map_err(|e| TxnOutcome::Handler(index, e))?;
             for output in outputs {
@@ -344,7 +345,7 @@ impl Processor {
                     .await
                     .map_err(|e| TxnOutcome::Failed(as_txn(e)))?;
                 drop(delivery); // a failed record fails the commit
-                self.stats.outputs_sent += 1;
+                sent += 1;
             }
         }
         let group = self
@@ -360,7 +361,8 @@ impl Processor {
         self.producer
             .commit_transaction()
             .await
-            .map_err(TxnOutcome::Failed)
+            .map_err(TxnOutcome::Failed)?;
+        Ok(sent)
     }
 
     /// Counts a failed delivery of `record`; stops after `max_attempts`.
