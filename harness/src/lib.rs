@@ -12,6 +12,7 @@
 //! The fault proxy, the checker, the scenario matrix and the benchmarks grow
 //! here with the producer, consumer and transactions.
 
+pub mod bench;
 pub mod broker;
 pub mod checker;
 pub mod consume;
@@ -21,4 +22,5 @@ pub mod proxy;
 pub mod scripted_broker;
 pub mod smoke;
 pub mod transform;
+pub mod verify;
 pub mod wire_ops;

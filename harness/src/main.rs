@@ -103,6 +103,46 @@ enum Command {
         #[arg(long, default_value_t = 3000)]
         idle_timeout_ms: u64,
     },
+    /// Each guarantee under each fault, checked by counting; exits non-zero
+    /// when a promise is broken. Starts local brokers without --bootstrap.
+    Verify {
+        /// Use this broker (scenarios that need the local one are skipped).
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// at-most-once, at-least-once, exactly-once or all.
+        #[arg(long, default_value = "all")]
+        semantics: String,
+        /// A scenario name or all.
+        #[arg(long, default_value = "all")]
+        scenario: String,
+        /// Records per scenario.
+        #[arg(long, default_value_t = 10_000)]
+        records: u64,
+        /// Seed for fault timing.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Last stdout line: one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Throughput and latency per guarantee: same records, same broker, one run.
+    Bench {
+        /// Use this broker instead of starting one.
+        #[arg(long)]
+        bootstrap: Option<String>,
+        /// at-most-once, at-least-once, exactly-once or all.
+        #[arg(long, default_value = "all")]
+        semantics: String,
+        /// Records per guarantee.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+        /// Last stdout line: one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Consume a topic with this project's consumer; a JSON summary (consumed,
     /// records_per_sec, mb_per_sec, cpu …) goes to stderr.
     Consume {
@@ -198,6 +238,21 @@ async fn main() -> ExitCode {
             )
             .await
         }
+        Command::Verify {
+            bootstrap,
+            semantics,
+            scenario,
+            records,
+            seed,
+            json,
+        } => verify(bootstrap, &semantics, &scenario, records, seed, json).await,
+        Command::Bench {
+            bootstrap,
+            semantics,
+            records,
+            size,
+            json,
+        } => bench(bootstrap, &semantics, records, size, json).await,
         Command::Transform {
             bootstrap,
             input,
@@ -401,5 +456,173 @@ async fn consume(
     args.bootstrap = address;
     let report = harness::consume::run(args).await?;
     eprintln!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+fn guarantees(name: &str) -> Result<Vec<semantics::Guarantee>> {
+    if name == "all" {
+        return Ok(semantics::Guarantee::ALL.to_vec());
+    }
+    semantics::Guarantee::from_name(name)
+        .map(|g| vec![g])
+        .ok_or_else(|| {
+            format!("--semantics {name}: expected at-most-once, at-least-once, exactly-once or all")
+                .into()
+        })
+}
+
+/// `target/harness/` (or `$CARGO_TARGET_DIR/harness/`): run reports.
+fn report_dir() -> std::path::PathBuf {
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
+    target.join("harness")
+}
+
+fn write_report(name: &str, json: &serde_json::Value, markdown: &str) -> Result<()> {
+    let dir = report_dir();
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join(format!("{name}.json")),
+        serde_json::to_string_pretty(json)?,
+    )?;
+    std::fs::write(dir.join(format!("{name}.md")), markdown)?;
+    eprintln!("report: {}", dir.join(format!("{name}.md")).display());
+    Ok(())
+}
+
+async fn verify(
+    bootstrap: Option<String>,
+    semantics: &str,
+    scenario: &str,
+    records: u64,
+    seed: u64,
+    json: bool,
+) -> Result<()> {
+    use harness::verify::{run, Scenario, VerifyOptions};
+    let scenarios = if scenario == "all" {
+        Scenario::ALL.to_vec()
+    } else {
+        vec![Scenario::from_name(scenario).ok_or_else(|| {
+            let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+            format!(
+                "--scenario {scenario}: expected one of {} or all",
+                names.join(", ")
+            )
+        })?]
+    };
+    if bootstrap.is_none() {
+        install_broker()?;
+    }
+    let options = VerifyOptions {
+        bootstrap,
+        records,
+        seed,
+        harness_exe: std::env::current_exe()?,
+    };
+    let mut results = Vec::new();
+    let header = format!(
+        "| {:<14} | {:<22} | {:>8} | {:>6} | {:>6} | {:>10} | {:>9} | {:>12} | {:>14} | {:<6} |",
+        "semantics",
+        "scenario",
+        "records",
+        "faults",
+        "lost",
+        "duplicated",
+        "reordered",
+        "aborted_read",
+        "unacknowledged",
+        "result"
+    );
+    let mut table = vec![header.clone(), format!("|{}|", ["---"; 10].join("|"))];
+    if !json {
+        println!("{header}");
+    }
+    for guarantee in guarantees(semantics)? {
+        for &scenario in &scenarios {
+            eprintln!(
+                "running {} / {} ({} records)…",
+                semantics::DeliveryGuarantee::name(&guarantee),
+                scenario.name(),
+                records
+            );
+            let r = run(guarantee, scenario, &options).await;
+            let verdict = match (&r.skipped, r.passed) {
+                (Some(reason), true) => format!("skipped ({reason})"),
+                (Some(reason), false) => format!("FAILED ({reason})"),
+                (None, true) => "passed".to_owned(),
+                (None, false) => "FAILED".to_owned(),
+            };
+            let row = format!(
+                "| {:<14} | {:<22} | {:>8} | {:>6} | {:>6} | {:>10} | {:>9} | {:>12} | {:>14} | {:<6} |",
+                r.semantics, r.scenario, r.records, r.faults, r.lost, r.duplicated, r.reordered, r.aborted_read, r.unacknowledged, verdict
+            );
+            if !json {
+                println!("{row}");
+            }
+            table.push(row);
+            results.push(r);
+        }
+    }
+    let failed = results.iter().filter(|r| !r.passed).count();
+    let summary =
+        serde_json::json!({ "scenarios": results, "failed": failed, "passed": failed == 0 });
+    write_report("verify", &summary, &(table.join("\n") + "\n"))?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{} scenarios, {} failed", results.len(), failed);
+    }
+    if failed > 0 {
+        return Err(format!("{failed} scenario(s) broke their guarantee's promise").into());
+    }
+    Ok(())
+}
+
+async fn bench(
+    bootstrap: Option<String>,
+    semantics: &str,
+    records: usize,
+    size: usize,
+    json: bool,
+) -> Result<()> {
+    let (address, _broker) = broker_address(bootstrap).await?;
+    let mut results = Vec::new();
+    let header = format!(
+        "| {:<14} | {:>10} | {:>12} | {:>8} | {:>8} | {:>8} | {:>8} | {:>11} |",
+        "semantics", "records", "records/s", "MB/s", "p50 ms", "p99 ms", "max ms", "CPU µs/rec"
+    );
+    let mut table = vec![header.clone(), format!("|{}|", ["---"; 8].join("|"))];
+    if !json {
+        println!("{header}");
+    }
+    for guarantee in guarantees(semantics)? {
+        let topic = harness::fixtures::unique_topic("bench");
+        eprintln!(
+            "bench {} ({records} records of {size} bytes)…",
+            semantics::DeliveryGuarantee::name(&guarantee)
+        );
+        let r = harness::bench::run(&address, &topic, guarantee, records, size).await?;
+        let row = format!(
+            "| {:<14} | {:>10} | {:>12.0} | {:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>11.2} |",
+            r.semantics,
+            r.records,
+            r.records_per_sec,
+            r.mb_per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms,
+            r.cpu_us_per_record
+        );
+        if !json {
+            println!("{row}");
+        }
+        table.push(row);
+        results.push(r);
+    }
+    let summary = serde_json::json!({ "semantics": results });
+    write_report("bench", &summary, &(table.join("\n") + "\n"))?;
+    if json {
+        println!("{}", serde_json::to_string(&summary)?);
+    }
     Ok(())
 }

@@ -244,6 +244,33 @@ impl Connection {
         self.await_reply(R::KEY, correlation_id, reply).await
     }
 
+    /// Queues `request` for the wire now, in call order, and returns a future
+    /// for its response. Callers that need requests to reach the broker in a
+    /// given order (a producer pipelining batches of one partition) queue them
+    /// from one task with this, then await the futures anywhere.
+    pub fn enqueue<R>(
+        &self,
+        request: &R,
+    ) -> Result<
+        impl std::future::Future<Output = Result<R::Response, ConnError>> + Send + 'static,
+        ConnError,
+    >
+    where
+        R: Request,
+        R::Response: Send + 'static,
+    {
+        let version = self.versions().version_for::<R>()?;
+        let (correlation_id, reply) = self.submit(request, version, true)?;
+        let reply = reply.expect("a reply channel was requested");
+        let connection = self.clone();
+        Ok(async move {
+            let frame = connection
+                .await_reply(R::KEY, correlation_id, reply)
+                .await?;
+            connection.decode::<R>(frame, version)
+        })
+    }
+
     /// Sends a request the broker does not answer (Produce with `acks=0`) at
     /// the highest negotiated version: no correlation slot is held for it.
     pub fn send_without_response<R: Request>(&self, request: &R) -> Result<(), ConnError> {

@@ -239,7 +239,8 @@ impl Cluster {
         Ok(connection)
     }
 
-    fn healthy(&self, id: i32) -> Option<Connection> {
+    /// The connection to broker `id` if one is open and healthy (no I/O).
+    pub fn healthy(&self, id: i32) -> Option<Connection> {
         let state = self.state.lock().expect("cluster lock");
         state
             .connections

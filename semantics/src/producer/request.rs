@@ -23,12 +23,74 @@ pub(crate) struct Outbound {
     pub restamp: bool,
 }
 
-/// Seals (or restamps) the batches and sends one Produce request.
-pub(crate) async fn send_request(
+/// Where a Produce request's answer comes from.
+pub(crate) enum InFlight {
+    /// Queued on the wire already (in dispatch order): its answer.
+    Queued(
+        std::pin::Pin<
+            Box<
+                dyn std::future::Future<Output = Result<ProduceResponse, kafka_wire::ConnError>>
+                    + Send,
+            >,
+        >,
+    ),
+    /// No healthy connection yet: connect, then send.
+    Unsent(ProduceRequest),
+    /// `acks=0`: sent, no answer will come.
+    NoAnswer,
+    /// Sealing or queueing failed.
+    Failed(ProduceError),
+}
+
+/// Seals the batches and queues the request on the broker's connection now,
+/// so requests to one broker reach the wire in the order they were
+/// dispatched (without idempotence, that order is the log's order).
+pub(crate) fn dispatch_request(shared: &Shared, broker: i32, batches: &mut [Outbound]) -> InFlight {
+    let request = match build_request(shared, batches) {
+        Ok(request) => request,
+        Err(error) => return InFlight::Failed(error),
+    };
+    let Some(connection) = shared.cluster.healthy(broker) else {
+        return InFlight::Unsent(request);
+    };
+    if shared.config.acks == Acks::None {
+        return match connection.send_without_response(&request) {
+            Ok(()) => InFlight::NoAnswer,
+            Err(error) => InFlight::Failed(error.into()),
+        };
+    }
+    match connection.enqueue(&request) {
+        Ok(answer) => InFlight::Queued(Box::pin(answer)),
+        Err(error) => InFlight::Failed(error.into()),
+    }
+}
+
+/// Waits for what [`dispatch_request`] started.
+pub(crate) async fn complete_request(
     shared: &Shared,
     broker: i32,
-    batches: &mut [Outbound],
+    in_flight: InFlight,
 ) -> Result<Option<ProduceResponse>, ProduceError> {
+    match in_flight {
+        InFlight::Queued(answer) => Ok(Some(answer.await?)),
+        InFlight::NoAnswer => Ok(None),
+        InFlight::Failed(error) => Err(error),
+        InFlight::Unsent(request) => {
+            let connection = shared.cluster.connection(broker).await?;
+            if shared.config.acks == Acks::None {
+                connection.send_without_response(&request)?;
+                return Ok(None);
+            }
+            Ok(Some(connection.send(&request).await?))
+        }
+    }
+}
+
+/// Seals (or restamps) the batches into one Produce request.
+fn build_request(
+    shared: &Shared,
+    batches: &mut [Outbound],
+) -> Result<ProduceRequest, ProduceError> {
     for outbound in batches.iter_mut() {
         seal(outbound)?;
     }
@@ -59,12 +121,7 @@ pub(crate) async fn send_request(
         .with_acks(config.acks.wire_value())
         .with_timeout_ms(i32::try_from(config.request_timeout.as_millis()).unwrap_or(i32::MAX))
         .with_topic_data(topics);
-    let connection = shared.cluster.connection(broker).await?;
-    if config.acks == Acks::None {
-        connection.send_without_response(&request)?;
-        return Ok(None);
-    }
-    Ok(Some(connection.send(&request).await?))
+    Ok(request)
 }
 
 fn seal(outbound: &mut Outbound) -> Result<(), ProduceError> {

@@ -21,7 +21,9 @@ use tracing::{debug, warn, Instrument};
 use super::accumulator::ClosedBatch;
 use super::delivery::BatchAck;
 use super::metrics::Counters;
-use super::request::{partition_answers, send_request, Outbound, PartitionAnswer};
+use super::request::{
+    complete_request, dispatch_request, partition_answers, Outbound, PartitionAnswer,
+};
 use super::sequence::{SequenceVerdict, Sequences};
 use super::shared::Shared;
 use crate::config::Acks;
@@ -46,6 +48,9 @@ pub(crate) struct Sender {
     init_attempts: u32,
     /// The held id was taken over: ask for a new one, not a bump.
     fresh_id_needed: bool,
+    /// Brokers a connection is being opened to; their batches wait, so that
+    /// every request is queued on an open connection in dispatch order.
+    connecting: Arc<std::sync::Mutex<std::collections::HashSet<i32>>>,
 }
 
 impl Sender {
@@ -60,6 +65,7 @@ impl Sender {
             next_init_at: Instant::now(),
             init_attempts: 0,
             fresh_id_needed: false,
+            connecting: Arc::default(),
         }
     }
 
@@ -198,6 +204,7 @@ impl Sender {
         let mut wake_at = now + Duration::from_millis(100);
         let mut requests: HashMap<i32, Vec<Outbound>> = HashMap::new();
         let mut unknown_leaders = Vec::new();
+        let mut connect_to = Vec::new();
         let mut expired = Vec::new();
         {
             let mut accumulator = shared.accumulator.lock().expect("accumulator lock");
@@ -236,6 +243,10 @@ impl Sender {
                         unknown_leaders.push(topic.name.to_string());
                         continue;
                     };
+                    if shared.cluster.healthy(leader).is_none() {
+                        connect_to.push(leader);
+                        continue;
+                    }
                     if self.broker_in_flight.get(&leader).copied().unwrap_or(0)
                         >= config.max_in_flight
                     {
@@ -259,6 +270,9 @@ impl Sender {
         }
         if !unknown_leaders.is_empty() {
             self.refresh_metadata(unknown_leaders);
+        }
+        for broker in connect_to {
+            self.open_connection(broker);
         }
         for (broker, batches) in requests.into_iter().filter(|(_, b)| !b.is_empty()) {
             self.dispatch(broker, batches);
@@ -291,10 +305,11 @@ impl Sender {
         Counters::add(&counters.batches_sent, batches.len() as u64);
         let span = tracing::debug_span!("produce", broker, batches = batches.len());
         let shared = self.shared.clone();
+        let mut batches = batches;
+        let in_flight = dispatch_request(&shared, broker, &mut batches);
         self.in_flight.spawn(
             async move {
-                let mut batches = batches;
-                let result = send_request(&shared, broker, &mut batches).await;
+                let result = complete_request(&shared, broker, in_flight).await;
                 let bytes: usize = batches
                     .iter()
                     .filter_map(|b| b.batch.sealed.as_ref())
@@ -309,6 +324,29 @@ impl Sender {
             }
             .instrument(span),
         );
+    }
+
+    /// Opens a connection to `broker` in the background (one attempt at a
+    /// time), then wakes the sender.
+    fn open_connection(&mut self, broker: i32) {
+        if !self
+            .connecting
+            .lock()
+            .expect("connecting lock")
+            .insert(broker)
+        {
+            return;
+        }
+        let shared = self.shared.clone();
+        let connecting = self.connecting.clone();
+        tokio::spawn(async move {
+            if let Err(error) = shared.cluster.connection(broker).await {
+                debug!(broker, %error, "connecting to broker failed");
+                tokio::time::sleep(shared.config.retry_backoff).await;
+            }
+            connecting.lock().expect("connecting lock").remove(&broker);
+            shared.wake.notify_one();
+        });
     }
 
     fn refresh_metadata(&mut self, topics: Vec<String>) {

@@ -1,0 +1,191 @@
+//! How each scenario injects its fault.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use semantics::{DeliveryGuarantee, Guarantee};
+
+use super::workload::produce;
+use super::{checked, create_topic, unique, workload, Error, Scenario, Stage, VerifyOptions};
+use crate::broker::Storage;
+use crate::checker::{Anomalies, Sent};
+use crate::proxy::Faults;
+
+const PARTITIONS: i32 = 3;
+
+/// The anomalies, and how many faults hit.
+pub(super) async fn run(
+    guarantee: Guarantee,
+    scenario: Scenario,
+    options: &VerifyOptions,
+) -> Result<(Anomalies, u64), Error> {
+    match scenario {
+        Scenario::NoFault => simple(guarantee, options, None).await,
+        Scenario::LostProduceResponse => {
+            let faults = Faults {
+                drop_responses: HashMap::from([(0, vec![2, 4, 6, 8])]),
+                ..Faults::default()
+            };
+            simple(guarantee, options, Some(faults)).await
+        }
+        Scenario::ConnectionResets => {
+            let faults = Faults {
+                chaos: Some((Duration::from_millis(100), Duration::from_millis(400))),
+                ..Faults::default()
+            };
+            simple(guarantee, options, Some(faults)).await
+        }
+        Scenario::BrokerRestart => broker_restart(guarantee, options).await,
+        Scenario::ConsumerCrash => consumer_crash(guarantee, options).await,
+        Scenario::ProducerCrash => producer_crash(guarantee, options).await,
+        Scenario::ZombieProducer => zombie(guarantee, options).await,
+    }
+}
+
+async fn simple(
+    guarantee: Guarantee,
+    options: &VerifyOptions,
+    faults: Option<Faults>,
+) -> Result<(Anomalies, u64), Error> {
+    let stage = Stage::new(options, faults, Storage::Memory).await?;
+    let topic = unique("verify");
+    create_topic(&stage.direct, &topic, PARTITIONS).await?;
+    let sent = produce(&workload(&stage, &topic, guarantee, options.records)).await;
+    let injected = stage.proxy_faults();
+    Ok((checked(&stage, &topic, guarantee, &sent).await?, injected))
+}
+
+async fn broker_restart(
+    guarantee: Guarantee,
+    options: &VerifyOptions,
+) -> Result<(Anomalies, u64), Error> {
+    let mut stage = Stage::new(options, None, Storage::Sqlite).await?;
+    let topic = unique("verify-restart");
+    create_topic(&stage.direct, &topic, PARTITIONS).await?;
+    let w = workload(&stage, &topic, guarantee, options.records);
+    let progress = w.progress.clone();
+    let writer = tokio::spawn(async move { produce(&w).await });
+    // Kill once a third of the records are handed over: the rest is in flight.
+    let third = options.records / 3;
+    while progress.load(std::sync::atomic::Ordering::Relaxed) < third && !writer.is_finished() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut faults = 0;
+    if let Some(broker) = stage.broker.as_mut() {
+        if !writer.is_finished() {
+            faults += 1;
+        }
+        broker.kill();
+        broker.restart().await?;
+    }
+    let sent = writer.await?;
+    Ok((checked(&stage, &topic, guarantee, &sent).await?, faults))
+}
+
+/// Input written cleanly; `harness transform` SIGKILLed twice mid-batch, then
+/// run to the end; the checker reads the output.
+async fn consumer_crash(
+    guarantee: Guarantee,
+    options: &VerifyOptions,
+) -> Result<(Anomalies, u64), Error> {
+    let stage = Stage::new(options, None, Storage::Memory).await?;
+    let (input, output) = (unique("verify-in"), unique("verify-out"));
+    create_topic(&stage.direct, &input, PARTITIONS).await?;
+    create_topic(&stage.direct, &output, PARTITIONS).await?;
+    // The input is written at-least-once; the guarantee under test is the processor's.
+    let clean = workload(&stage, &input, Guarantee::AtLeastOnce, options.records);
+    let sent: Vec<Sent> = produce(&clean).await;
+    let bootstrap = stage.bootstrap();
+    let (group, id) = (unique("verify-group"), unique("verify-transform"));
+    let spawn = || {
+        tokio::process::Command::new(&options.harness_exe)
+            .args([
+                "transform",
+                "--bootstrap",
+                &bootstrap,
+                "--input",
+                &input,
+                "--output",
+                &output,
+            ])
+            .args([
+                "--group",
+                &group,
+                "--transactional-id",
+                &id,
+                "--semantics",
+                guarantee.name(),
+            ])
+            .args(["--max-batch", "500", "--idle-timeout-ms", "3000"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+    };
+    let mut seed = options.seed | 1;
+    let mut kills = 0;
+    for _ in 0..2 {
+        let mut child = spawn()?;
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(300 + seed % 600)).await;
+        if child.try_wait()?.is_none() {
+            kills += 1;
+        }
+        child.start_kill()?; // SIGKILL
+        child.wait().await?;
+    }
+    let status = tokio::time::timeout(Duration::from_secs(300), spawn()?.wait()).await??;
+    if !status.success() {
+        return Err(format!("harness transform exited with {status}").into());
+    }
+    Ok((checked(&stage, &output, guarantee, &sent).await?, kills))
+}
+
+/// The first producer is abandoned halfway (mid-transaction for
+/// exactly-once); a successor (same transactional id) writes the rest.
+async fn producer_crash(
+    guarantee: Guarantee,
+    options: &VerifyOptions,
+) -> Result<(Anomalies, u64), Error> {
+    let stage = Stage::new(options, None, Storage::Memory).await?;
+    let topic = unique("verify-crash");
+    create_topic(&stage.direct, &topic, PARTITIONS).await?;
+    let half = options.records / 2;
+    let mut first = workload(&stage, &topic, guarantee, options.records);
+    first.crash_after = Some(half + first.txn_size / 2);
+    let mut sent = produce(&first).await;
+    let mut successor = first.clone();
+    successor.crash_after = None;
+    successor.first_id = options.records * 2; // ids of its own
+    successor.producer = 1;
+    successor.records = options.records - half;
+    sent.extend(produce(&successor).await);
+    Ok((checked(&stage, &topic, guarantee, &sent).await?, 1))
+}
+
+/// An old producer goes on writing beside its successor. With a
+/// transactional id the successor fences it: its open transaction is aborted
+/// and everything it tries afterwards fails.
+async fn zombie(guarantee: Guarantee, options: &VerifyOptions) -> Result<(Anomalies, u64), Error> {
+    let stage = Stage::new(options, None, Storage::Memory).await?;
+    let topic = unique("verify-zombie");
+    create_topic(&stage.direct, &topic, PARTITIONS).await?;
+    let old = workload(&stage, &topic, guarantee, options.records / 2);
+    let mut successor = old.clone();
+    successor.first_id = options.records * 2;
+    successor.producer = 1;
+    successor.records = options.records - options.records / 2;
+    let zombie = {
+        let old = old.clone();
+        tokio::spawn(async move { produce(&old).await })
+    };
+    // Let the old one get going, then start its successor.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut sent = produce(&successor).await;
+    // For exactly-once, what the fenced producer did not see committed is
+    // marked aborted: reading it would be an `aborted_read`.
+    sent.extend(zombie.await?);
+    Ok((checked(&stage, &topic, guarantee, &sent).await?, 1))
+}
