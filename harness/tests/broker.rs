@@ -4,6 +4,7 @@
 mod consumer;
 mod guarantees;
 mod interop;
+mod patterns;
 mod producer;
 mod security;
 mod transactions;

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exactly_once;
 mod fast_hash;
 pub mod guarantee;
+pub mod patterns;
 pub mod producer;
 
 pub use config::{Acks, ProducerConfig};

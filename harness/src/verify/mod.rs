@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `no-fault` | nothing |
 //! | `lost-produce-response` | the proxy drops the answers to Produce requests 3, 7, 15 and 31 after the broker appended them, then resets the connection |
-//! | `connection-resets` | the proxy kills every connection after 0.3–1.2 s (seeded) |
+//! | `connection-resets` | the proxy kills every connection after 20–120 ms (seeded) |
 //! | `broker-restart` | the broker (sqlite storage) is SIGKILLed mid-run and restarted |
 //! | `consumer-crash` | `harness transform` is SIGKILLed mid-batch twice and restarted |
 //! | `producer-crash` | the producer is abandoned halfway (mid-transaction for exactly-once); a successor writes the rest |
@@ -260,6 +260,7 @@ fn workload(stage: &Stage, topic: &str, guarantee: Guarantee, records: u64) -> W
         properties: Vec::new(),
         crash_after: None,
         progress: Default::default(),
+        pace: None,
     }
 }
 

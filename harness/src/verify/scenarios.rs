@@ -30,7 +30,7 @@ pub(super) async fn run(
         }
         Scenario::ConnectionResets => {
             let faults = Faults {
-                chaos: Some((Duration::from_millis(100), Duration::from_millis(400))),
+                chaos: Some((Duration::from_millis(20), Duration::from_millis(120))),
                 ..Faults::default()
             };
             simple(guarantee, options, Some(faults)).await
@@ -50,7 +50,10 @@ async fn simple(
     let stage = Stage::new(options, faults, Storage::Memory).await?;
     let topic = unique("verify");
     create_topic(&stage.direct, &topic, PARTITIONS).await?;
-    let sent = produce(&workload(&stage, &topic, guarantee, options.records)).await;
+    let mut w = workload(&stage, &topic, guarantee, options.records);
+    // ~1 s per 10,000 records: the proxy's faults land mid-stream.
+    w.pace = stage.proxy.as_ref().map(|_| Duration::from_millis(10));
+    let sent = produce(&w).await;
     let injected = stage.proxy_faults();
     Ok((checked(&stage, &topic, guarantee, &sent).await?, injected))
 }

@@ -37,6 +37,15 @@ pub struct Workload {
     pub crash_after: Option<u64>,
     /// Counts records handed to the producer (for faults timed by progress).
     pub progress: Arc<AtomicU64>,
+    /// Sleep this long after every 100 records, so that a fault timed by the
+    /// clock lands mid-stream.
+    pub pace: Option<Duration>,
+}
+
+async fn pace(w: &Workload, sent_so_far: u64) {
+    if let Some(pause) = w.pace.filter(|_| sent_so_far % 100 == 99) {
+        tokio::time::sleep(pause).await;
+    }
 }
 
 fn properties(w: &Workload) -> Vec<(String, String)> {
@@ -93,6 +102,7 @@ async fn plain(w: &Workload, producer: &Producer) -> (Vec<Sent>, bool) {
         let id = w.first_id + sequence;
         pending.push((id, producer.send(record(w, id)).await.ok()));
         w.progress.fetch_add(1, Ordering::Relaxed);
+        pace(w, sequence).await;
     }
     let mut sent = Vec::with_capacity(pending.len());
     for (sequence, (id, future)) in pending.into_iter().enumerate() {
@@ -142,6 +152,7 @@ async fn transactional(w: &Workload, producer: &Producer) -> (Vec<Sent>, bool) {
             }
             futures.push(producer.send(record(w, id)).await.ok());
             w.progress.fetch_add(1, Ordering::Relaxed);
+            pace(w, written + i as u64).await;
         }
         let sequence_base = sent.len() as u64;
         match producer.commit_transaction().await {

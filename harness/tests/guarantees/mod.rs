@@ -244,3 +244,27 @@ async fn at_least_once_killed_mid_batch_never_loses() {
 async fn exactly_once_killed_five_times_over_100k_records() {
     killed_mid_batch(Guarantee::ExactlyOnce, 100_000, 5).await;
 }
+
+/// `harness verify`'s whole matrix, 10,000 records per scenario: every
+/// guarantee keeps its promise under every fault, and every fault hit.
+#[tokio::test]
+async fn the_verify_matrix_keeps_every_promise() {
+    use harness::verify::{run, Scenario, VerifyOptions};
+    let options = VerifyOptions {
+        bootstrap: None,
+        records: 10_000,
+        seed: 7,
+        harness_exe: env!("CARGO_BIN_EXE_harness").into(),
+    };
+    let mut failures = Vec::new();
+    for guarantee in Guarantee::ALL {
+        for scenario in Scenario::ALL {
+            let r = run(guarantee, scenario, &options).await;
+            let fault_missing = scenario != Scenario::NoFault && r.faults == 0;
+            if !r.passed || r.skipped.is_some() || fault_missing {
+                failures.push(format!("{r:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,8 @@
+//! What applications build on Kafka, ready-made: a retry policy shared by
+//! producer and handler retries, a dead-letter queue with a self-describing
+//! envelope, and an idempotent-consumer dedup store (in memory, or in
+//! PostgreSQL with the `postgres` feature) for side effects outside Kafka.
+
+pub mod dedup;
+pub mod dlq;
+pub mod retry;
