@@ -1,6 +1,7 @@
 //! Wire-layer tests against the real broker (nisshi 0.7.0 from the launcher, or
 //! `KAFKA_BOOTSTRAP`). One test binary: the broker starts once per run.
 
+mod compose;
 mod consumer;
 mod guarantees;
 mod interop;

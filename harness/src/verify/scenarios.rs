@@ -51,7 +51,7 @@ async fn simple(
     let topic = unique("verify");
     create_topic(&stage.direct, &topic, PARTITIONS).await?;
     let mut w = workload(&stage, &topic, guarantee, options.records);
-    // ~1 s per 10,000 records: the proxy's faults land mid-stream.
+    // A run of at least ~1 s: the proxy's faults land mid-stream.
     w.pace = stage.proxy.as_ref().map(|_| Duration::from_millis(10));
     let sent = produce(&w).await;
     let injected = stage.proxy_faults();

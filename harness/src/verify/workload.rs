@@ -37,13 +37,14 @@ pub struct Workload {
     pub crash_after: Option<u64>,
     /// Counts records handed to the producer (for faults timed by progress).
     pub progress: Arc<AtomicU64>,
-    /// Sleep this long after every 100 records, so that a fault timed by the
-    /// clock lands mid-stream.
+    /// Sleep this long a hundred times over the run, so that a fault timed
+    /// by the clock lands mid-stream.
     pub pace: Option<Duration>,
 }
 
 async fn pace(w: &Workload, sent_so_far: u64) {
-    if let Some(pause) = w.pace.filter(|_| sent_so_far % 100 == 99) {
+    let every = (w.records / 100).max(1);
+    if let Some(pause) = w.pace.filter(|_| sent_so_far % every == every - 1) {
         tokio::time::sleep(pause).await;
     }
 }
