@@ -71,6 +71,18 @@ enum Command {
         /// futures awaited at the end, no latency figures.
         #[arg(long)]
         cpu_only: bool,
+        /// at-most-once, at-least-once or exactly-once: the guarantee's producer settings.
+        #[arg(long)]
+        semantics: Option<String>,
+        /// Produce in transactions with this transactional.id.
+        #[arg(long)]
+        transactional_id: Option<String>,
+        /// Records per transaction.
+        #[arg(long, default_value_t = 1000)]
+        txn_size: usize,
+        /// Abort every Nth transaction (0: none).
+        #[arg(long, default_value_t = 0)]
+        abort_every: usize,
         /// Extra producer properties, e.g. `--property linger.ms=5` (repeatable).
         #[arg(long = "property", value_parser = parse_property)]
         properties: Vec<(String, String)>,
@@ -221,9 +233,31 @@ async fn main() -> ExitCode {
             compression,
             value_prefix,
             cpu_only,
+            semantics,
+            mut transactional_id,
+            txn_size,
+            abort_every,
             mut properties,
         } => {
             properties.push(("compression.type".into(), compression));
+            if let Some(name) = semantics {
+                let Some(guarantee) = semantics::Guarantee::from_name(&name) else {
+                    eprintln!(
+                        "--semantics {name}: expected at-most-once, at-least-once or exactly-once"
+                    );
+                    return ExitCode::FAILURE;
+                };
+                properties.extend(semantics::DeliveryGuarantee::producer_properties(
+                    &guarantee,
+                ));
+                if guarantee == semantics::Guarantee::ExactlyOnce && transactional_id.is_none() {
+                    transactional_id = Some(harness::fixtures::unique_topic("produce"));
+                }
+            }
+            let transactions = transactional_id.map(|id| {
+                properties.push(("transactional.id".into(), id.clone()));
+                (id, txn_size, abort_every)
+            });
             produce(
                 bootstrap,
                 harness::produce::ProduceArgs {
@@ -234,6 +268,7 @@ async fn main() -> ExitCode {
                     value_prefix,
                     properties,
                     cpu_only,
+                    transactions,
                 },
             )
             .await

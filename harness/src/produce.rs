@@ -26,6 +26,8 @@ pub struct ProduceArgs {
     /// Measure the producer alone: records are built before the clock starts
     /// and every future is awaited at the end; no latency is measured.
     pub cpu_only: bool,
+    /// Transactions: `(transactional.id, records per transaction, abort every Nth)`.
+    pub transactions: Option<(String, usize, usize)>,
 }
 
 /// The outcome, printed as the last stdout line in JSON.
@@ -71,6 +73,9 @@ pub async fn run(args: ProduceArgs) -> Result<ProduceReport, Box<dyn std::error:
     let mut properties = vec![("bootstrap.servers".to_owned(), args.bootstrap.clone())];
     properties.extend(args.properties.iter().cloned());
     let producer = Producer::from_properties(properties)?;
+    if let Some((_, txn_size, abort_every)) = &args.transactions {
+        return run_transactions(&producer, &args, *txn_size, *abort_every).await;
+    }
     if args.cpu_only {
         return run_cpu_only(&producer, &args).await;
     }
@@ -149,6 +154,50 @@ async fn run_cpu_only(
     let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
     producer.close(Duration::from_secs(10)).await;
     Ok(report(args, outcome, elapsed, cpu, &mut []))
+}
+
+/// Transactions of `txn_size` records; every `abort_every`-th is aborted
+/// (after a flush, so its records are in the log). Latency is send to commit.
+async fn run_transactions(
+    producer: &Producer,
+    args: &ProduceArgs,
+    txn_size: usize,
+    abort_every: usize,
+) -> Result<ProduceReport, Box<dyn std::error::Error>> {
+    producer.init_transactions().await?;
+    let mut outcome = Outcome::default();
+    let mut latencies = Vec::with_capacity(args.count);
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    for (t, first) in (0..args.count).step_by(txn_size.max(1)).enumerate() {
+        let last = (first + txn_size.max(1)).min(args.count);
+        producer.begin_transaction().await?;
+        let mut futures = Vec::with_capacity(last - first);
+        for i in first..last {
+            let record = ProducerRecord::new(
+                args.topic.as_str(),
+                record_value(&args.value_prefix, i, args.size),
+            )
+            .key(Bytes::from(i.to_string()));
+            futures.push((Instant::now(), producer.send(record).await?));
+        }
+        let abort = abort_every > 0 && (t + 1) % abort_every == 0;
+        if abort {
+            producer.flush().await;
+            producer.abort_transaction().await?;
+            outcome.failed += futures.len();
+            continue;
+        }
+        producer.commit_transaction().await?;
+        let committed = Instant::now();
+        for (sent_at, future) in futures {
+            outcome.record(future.await);
+            latencies.push(committed - sent_at);
+        }
+    }
+    let (elapsed, cpu) = (started.elapsed(), cpu_time() - cpu_before);
+    producer.close(Duration::from_secs(10)).await;
+    Ok(report(args, outcome, elapsed, cpu, &mut latencies))
 }
 
 /// Acknowledged and failed records, and the first error.
