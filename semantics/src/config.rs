@@ -202,6 +202,29 @@ impl ProducerConfig {
         Ok(config)
     }
 
+    /// From `KAFKA_*` environment variables (`KAFKA_BOOTSTRAP_SERVERS` …),
+    /// applied over `properties`: the environment wins, as a deployment's
+    /// override of what the code sets.
+    pub fn from_properties_and_env<I, K, V>(properties: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut all: Vec<(String, String)> = properties
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        all.extend(crate::config_env::kafka_env(|key| {
+            let mut probe = Self::default();
+            !matches!(
+                probe.apply(key, "", &mut Security::default(), &mut None),
+                Err(ConfigError::UnknownKey(_))
+            )
+        }));
+        Self::from_properties(all)
+    }
+
     fn apply(
         &mut self,
         key: &str,

@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod config;
+mod config_env;
 pub mod consumer;
 pub mod error;
 pub mod exactly_once;

@@ -15,6 +15,8 @@ use semantics::consumer::{Consumer, TopicPartition};
 use semantics::exactly_once::LoopOptions;
 use semantics::guarantee::processor::{HandlerError, Processor, ProcessorConfig};
 use semantics::guarantee::Possibility;
+use semantics::patterns::dlq::{DeadLetter, FailureClass, OnFailure};
+use semantics::patterns::retry::RetryPolicy;
 use semantics::{DeliveryGuarantee, Guarantee, Producer, ProducerRecord};
 
 /// A broker of the test's own (nisshi shares one producer id between
@@ -109,7 +111,12 @@ async fn failing_handler(guarantee: Guarantee) {
         max_wait: Duration::from_millis(20),
         idle_timeout: Some(Duration::from_secs(3)),
     };
-    config.retry_backoff = Duration::from_millis(10);
+    config.on_failure = OnFailure::Retry(RetryPolicy {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(50),
+        max_attempts: Some(10),
+        ..RetryPolicy::default()
+    });
     let mut processor = Processor::new(config, Arc::new(guarantee)).await.unwrap();
     let mut failed_once = std::collections::HashSet::new();
     let out = output.clone();
@@ -267,4 +274,88 @@ async fn the_verify_matrix_keeps_every_promise() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A record that always fails goes to the dead-letter queue after its
+/// retries, with its context; everything else is processed, nothing lost.
+async fn poison_pill_is_dead_lettered(guarantee: Guarantee) {
+    const COUNT: usize = 500;
+    let broker = broker().await;
+    let bootstrap = broker.bootstrap();
+    let (input, output) = topics(&bootstrap, COUNT).await;
+    let dlq = unique_topic("g-dlq");
+    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &dlq, 1).await.unwrap();
+    let mut config = ProcessorConfig::new(&bootstrap, unique_topic("g-dlq-group"));
+    config.batching.idle_timeout = Some(Duration::from_secs(3));
+    config.on_failure = OnFailure::DeadLetter {
+        retry: RetryPolicy {
+            initial: Duration::from_millis(5),
+            max_attempts: Some(3),
+            ..RetryPolicy::default()
+        },
+        topic: dlq.clone(),
+    };
+    let mut processor = Processor::new(config, Arc::new(guarantee)).await.unwrap();
+    let out = output.clone();
+    let stats = processor
+        .run(&[input.as_str()], |record| {
+            let value =
+                String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
+            if value == "in-123" {
+                return Err(HandlerError("cannot bill order 123".into()));
+            }
+            Ok(vec![ProducerRecord::new(
+                out.as_str(),
+                format!("T:{value}"),
+            )])
+        })
+        .await
+        .unwrap();
+    processor.close().await;
+    assert_eq!(stats.dead_lettered, 1, "{stats:?}");
+    let seen = outputs(&bootstrap, &output).await;
+    let (lost, duplicated) = anomalies(&seen, COUNT);
+    assert_eq!(lost, 1, "only the poison pill is missing from the output");
+    assert!(!seen.contains_key("T:in-123"));
+    assert_promise(guarantee, 0, duplicated, "dead letter");
+
+    let mut reader = Consumer::from_properties([
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+    ])
+    .unwrap();
+    reader
+        .assign(vec![TopicPartition::new(&dlq, 0)])
+        .await
+        .unwrap();
+    let record = reader
+        .poll(Duration::from_secs(10))
+        .await
+        .expect("the DLQ record")
+        .unwrap();
+    let envelope = DeadLetter::parse(&record).expect("an envelope");
+    assert_eq!(envelope.original.value.as_deref(), Some(&b"in-123"[..]));
+    assert_eq!(&*envelope.original.topic, input.as_str());
+    assert_eq!(envelope.failure.reason, "cannot bill order 123");
+    assert_eq!(envelope.failure.attempts, 3);
+    assert_eq!(envelope.failure.class, FailureClass::RetriesExhausted);
+    assert!(
+        reader.poll(Duration::from_secs(1)).await.is_none(),
+        "dead-lettered once"
+    );
+    reader.close().await;
+}
+
+#[tokio::test]
+async fn at_least_once_dead_letters_a_poison_pill() {
+    poison_pill_is_dead_lettered(Guarantee::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn exactly_once_dead_letters_a_poison_pill_in_the_transaction() {
+    poison_pill_is_dead_lettered(Guarantee::ExactlyOnce).await;
 }

@@ -169,6 +169,28 @@ impl ConsumerConfig {
         Ok(config)
     }
 
+    /// From `KAFKA_*` environment variables (`KAFKA_BOOTSTRAP_SERVERS`,
+    /// `KAFKA_GROUP_ID` …), applied over `properties` (the environment wins).
+    pub fn from_properties_and_env<I, K, V>(properties: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut all: Vec<(String, String)> = properties
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        all.extend(crate::config_env::kafka_env(|key| {
+            let mut probe = Self::default();
+            !matches!(
+                probe.apply(key, "", &mut Security::default()),
+                Err(ConfigError::UnknownKey(_))
+            )
+        }));
+        Self::from_properties(all)
+    }
+
     fn apply(
         &mut self,
         key: &str,

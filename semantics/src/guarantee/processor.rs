@@ -2,12 +2,15 @@
 //! outputs — with offsets committed where the guarantee says.
 //!
 //! - at-most-once: the batch's offsets are committed first; a handler error
-//!   loses that record (counted in `lost`).
+//!   loses that record (counted in `lost`), or dead-letters it.
 //! - at-least-once: outputs are acknowledged, then offsets committed; a
 //!   handler error commits what came before it and redelivers from the failed
-//!   record (up to `max_attempts`, then the processor stops: nothing is lost).
+//!   record, backing off per the [`OnFailure`] policy; when the policy gives
+//!   up the record is dead-lettered (its DLQ write acknowledged first) or the
+//!   processor stops — nothing is dropped silently.
 //! - exactly-once: outputs and offsets in one transaction; a handler error
-//!   aborts it and the batch is processed again.
+//!   aborts it and the batch is processed again; a dead-lettered record's DLQ
+//!   write is part of the transaction.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +20,8 @@ use super::{CommitPoint, DeliveryGuarantee, Promise};
 use crate::config::ConfigError;
 use crate::consumer::{ConsumeError, Consumer, ConsumerRecord, TopicPartition};
 use crate::exactly_once::{next_batch, next_offsets, recover, rewind, LoopOptions};
+use crate::patterns::dlq::{DeadLetter, Failure, FailureClass, OnFailure};
+use crate::patterns::retry::RetryPolicy;
 use crate::producer::{DeliveryFuture, Producer, ProducerRecord, TransactionError};
 use crate::ProduceError;
 
@@ -73,11 +78,9 @@ pub struct ProcessorConfig {
     pub consumer: Vec<(String, String)>,
     /// Batching and idleness.
     pub batching: LoopOptions,
-    /// At-least-once and exactly-once: deliveries of one failing record
-    /// before the processor stops.
-    pub max_attempts: u32,
-    /// Pause before redelivering a failed record.
-    pub retry_backoff: Duration,
+    /// What to do with a record whose handler failed: retry with backoff
+    /// (then stop), retry then dead-letter, or skip.
+    pub on_failure: OnFailure,
 }
 
 impl ProcessorConfig {
@@ -90,8 +93,10 @@ impl ProcessorConfig {
             producer: Vec::new(),
             consumer: Vec::new(),
             batching: LoopOptions::default(),
-            max_attempts: 10,
-            retry_backoff: Duration::from_millis(100),
+            on_failure: OnFailure::Retry(RetryPolicy {
+                max_attempts: Some(10),
+                ..RetryPolicy::default()
+            }),
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct ProcessorStats {
     pub redeliveries: u64,
     /// At-most-once: records lost to handler or output errors.
     pub lost: u64,
+    /// Records written to the dead-letter queue.
+    pub dead_lettered: u64,
     /// Batches (transactions) committed.
     pub batches_committed: u64,
     /// Transactions aborted.
@@ -122,7 +129,15 @@ pub struct Processor {
     guarantee: Arc<dyn DeliveryGuarantee>,
     config: ProcessorConfig,
     stats: ProcessorStats,
-    attempts: HashMap<(TopicPartition, i64), u32>,
+    attempts: HashMap<(TopicPartition, i64), (u32, std::time::SystemTime)>,
+}
+
+/// What to do after a handler error.
+enum Next {
+    /// Deliver the record again after this pause.
+    Redeliver(Duration),
+    /// Go on without it: dead-lettered (`Some`: the DLQ record to write) or skipped.
+    Skip(Option<ProducerRecord>),
 }
 
 impl Processor {
@@ -221,9 +236,18 @@ impl Processor {
             match handler(record) {
                 Ok(outputs) => deliveries.push(self.send_all(outputs).await?),
                 Err(error) => {
-                    tracing::warn!(%error, offset = record.offset, "handler failed; record lost (at-most-once)");
                     self.stats.handler_errors += 1;
-                    self.stats.lost += 1;
+                    // No redelivery under at-most-once: dead-letter or lose it.
+                    match self.dead_letter(record, &error, 1) {
+                        Some(envelope) => {
+                            deliveries.push(self.send_all(vec![envelope]).await?);
+                            self.stats.dead_lettered += 1;
+                        }
+                        None => {
+                            tracing::warn!(%error, offset = record.offset, "handler failed; record lost (at-most-once)");
+                            self.stats.lost += 1;
+                        }
+                    }
                 }
             }
         }
@@ -252,10 +276,18 @@ impl Processor {
                     deliveries.push(self.send_all(outputs).await?);
                     processed += 1;
                 }
-                Err(error) => {
-                    failure = Some(error);
-                    break;
-                }
+                Err(error) => match self.on_handler_error(record, error)? {
+                    Next::Skip(envelope) => {
+                        // Dead-lettered records count as processed only once
+                        // the DLQ acknowledged them (awaited below).
+                        deliveries.push(self.send_all(envelope.into_iter().collect()).await?);
+                        processed += 1;
+                    }
+                    Next::Redeliver(pause) => {
+                        failure = Some(pause);
+                        break;
+                    }
+                },
             }
         }
         let mut outputs_failed = false;
@@ -268,7 +300,7 @@ impl Processor {
             // Nothing committed: the whole batch comes again.
             self.stats.redeliveries += batch.len() as u64;
             rewind(&mut self.consumer, batch).await?;
-            tokio::time::sleep(self.config.retry_backoff).await;
+            tokio::time::sleep(RetryPolicy::default().backoff(1)).await;
             return Ok(());
         }
         let done = &batch[..processed];
@@ -277,11 +309,10 @@ impl Processor {
             self.stats.batches_committed += 1;
             self.stats.records_committed += done.len() as u64;
         }
-        if let Some(error) = failure {
-            self.redeliver(&batch[processed], error)?;
+        if let Some(pause) = failure {
             self.stats.redeliveries += (batch.len() - processed) as u64;
             rewind(&mut self.consumer, &batch[processed..]).await?;
-            tokio::time::sleep(self.config.retry_backoff).await;
+            tokio::time::sleep(pause).await;
         }
         Ok(())
     }
@@ -302,13 +333,12 @@ impl Processor {
                 self.stats.records_committed += batch.len() as u64;
                 Ok(())
             }
-            Err(TxnOutcome::Handler(index, error)) => {
-                self.redeliver(&batch[index], error)?;
+            Err(TxnOutcome::Handler(pause)) => {
                 recover(&self.producer).await?;
                 self.stats.transactions_aborted += 1;
                 self.stats.redeliveries += batch.len() as u64;
                 rewind(&mut self.consumer, batch).await?;
-                tokio::time::sleep(self.config.retry_backoff).await;
+                tokio::time::sleep(pause).await;
                 Ok(())
             }
             Err(TxnOutcome::Failed(error)) if error.is_abortable() => {
@@ -320,6 +350,10 @@ impl Processor {
                 Ok(())
             }
             Err(TxnOutcome::Failed(error)) => Err(error.into()),
+            Err(TxnOutcome::Stop(error)) => {
+                recover(&self.producer).await?;
+                Err(error)
+            }
         }
     }
 
@@ -336,8 +370,19 @@ impl Processor {
             .await
             .map_err(TxnOutcome::Failed)?;
         let mut sent = 0;
-        for (index, record) in batch.iter().enumerate() {
-            let outputs = handler(record).map_err(|e| TxnOutcome::Handler(index, e))?;
+        for record in batch {
+            let outputs = match handler(record) {
+                Ok(outputs) => outputs,
+                Err(error) => match self
+                    .on_handler_error(record, error)
+                    .map_err(TxnOutcome::Stop)?
+                {
+                    // The DLQ write joins the transaction: dead-lettered and
+                    // committed together, or neither.
+                    Next::Skip(envelope) => envelope.into_iter().collect(),
+                    Next::Redeliver(pause) => return Err(TxnOutcome::Handler(pause)),
+                },
+            };
             for output in outputs {
                 let delivery = self
                     .producer
@@ -365,30 +410,88 @@ impl Processor {
         Ok(sent)
     }
 
-    /// Counts a failed delivery of `record`; stops after `max_attempts`.
-    fn redeliver(
+    /// Applies the failure policy to a handler error on `record`.
+    fn on_handler_error(
         &mut self,
         record: &ConsumerRecord,
         error: HandlerError,
-    ) -> Result<(), ProcessError> {
+    ) -> Result<Next, ProcessError> {
         self.stats.handler_errors += 1;
         let key = (
             TopicPartition::new(&*record.topic, record.partition),
             record.offset,
         );
-        let attempts = self.attempts.entry(key).or_default();
-        *attempts += 1;
-        tracing::warn!(%error, offset = record.offset, attempts = *attempts, "handler failed; redelivering");
-        if *attempts >= self.config.max_attempts {
-            return Err(ProcessError::HandlerGaveUp {
+        let entry = self
+            .attempts
+            .entry(key.clone())
+            .or_insert((0, std::time::SystemTime::now()));
+        entry.0 += 1;
+        let attempts = entry.0;
+        let policy = match &self.config.on_failure {
+            OnFailure::Retry(policy) | OnFailure::DeadLetter { retry: policy, .. } => {
+                Some(policy.clone())
+            }
+            OnFailure::Skip => None,
+        };
+        if let Some(policy) = policy.filter(|p| p.should_retry(attempts)) {
+            tracing::warn!(%error, offset = record.offset, attempts, "handler failed; redelivering");
+            return Ok(Next::Redeliver(policy.backoff(attempts)));
+        }
+        self.attempts.remove(&key);
+        match &self.config.on_failure {
+            OnFailure::Retry(_) => Err(ProcessError::HandlerGaveUp {
                 topic: record.topic.to_string(),
                 partition: record.partition,
                 offset: record.offset,
-                attempts: *attempts,
+                attempts,
                 last: error,
-            });
+            }),
+            _ => {
+                let envelope = self.dead_letter(record, &error, attempts);
+                if envelope.is_some() {
+                    self.stats.dead_lettered += 1;
+                } else {
+                    tracing::warn!(%error, offset = record.offset, "handler failed; record skipped (on_failure = skip)");
+                    self.stats.lost += 1;
+                }
+                Ok(Next::Skip(envelope))
+            }
         }
-        Ok(())
+    }
+
+    /// The DLQ record for `record`, when the policy has a DLQ.
+    fn dead_letter(
+        &self,
+        record: &ConsumerRecord,
+        error: &HandlerError,
+        attempts: u32,
+    ) -> Option<ProducerRecord> {
+        let OnFailure::DeadLetter { topic, .. } = &self.config.on_failure else {
+            return None;
+        };
+        let now = std::time::SystemTime::now();
+        let first = self
+            .attempts
+            .get(&(
+                TopicPartition::new(&*record.topic, record.partition),
+                record.offset,
+            ))
+            .map_or(now, |(_, first)| *first);
+        let failure = Failure {
+            reason: error.0.clone(),
+            class: if attempts > 1 {
+                FailureClass::RetriesExhausted
+            } else {
+                FailureClass::Handler
+            },
+            attempts,
+            first_attempt: first,
+            last_attempt: now,
+        };
+        Some(ProducerRecord {
+            topic: topic.clone(),
+            ..DeadLetter::envelope(record, &failure)
+        })
     }
 
     async fn send_all(
@@ -404,8 +507,12 @@ impl Processor {
 }
 
 enum TxnOutcome {
-    Handler(usize, HandlerError),
+    /// A handler error to redeliver after this pause.
+    Handler(Duration),
+    /// The transaction failed.
     Failed(TransactionError),
+    /// The failure policy gave up: stop.
+    Stop(ProcessError),
 }
 
 fn as_txn(error: ProduceError) -> TransactionError {
