@@ -16,6 +16,7 @@ pub mod error;
 pub mod exactly_once;
 mod fast_hash;
 pub mod guarantee;
+pub mod health;
 pub mod patterns;
 pub mod producer;
 

@@ -558,3 +558,42 @@ async fn a_static_member_restarts_into_its_old_partitions() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test]
+async fn health_reports_connectivity_pending_work_and_assignment() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "health", 2).await;
+    let producer = Producer::from_properties([("bootstrap.servers", bootstrap.as_str())]).unwrap();
+    assert!(
+        producer.health().is_healthy(),
+        "nothing known yet is not unhealthy"
+    );
+    producer
+        .send(ProducerRecord::new(topic.as_str(), "x").partition(0))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let health = producer.health();
+    assert!(
+        health.brokers_connected >= 1 && health.brokers_known >= 1,
+        "{health:?}"
+    );
+    assert_eq!(health.pending, 0, "{health:?}");
+    producer.close(Duration::from_secs(5)).await;
+    assert!(
+        !producer.health().is_healthy(),
+        "a closed producer is not healthy"
+    );
+
+    let mut consumer = consumer(&bootstrap, &[]);
+    consumer
+        .assign((0..2).map(|p| TopicPartition::new(&topic, p)).collect())
+        .await
+        .unwrap();
+    consumer.recv().await.unwrap();
+    let health = consumer.health().await;
+    assert_eq!(health.partitions_assigned, 2, "{health:?}");
+    assert!(health.is_healthy(), "{health:?}");
+    consumer.close().await;
+}

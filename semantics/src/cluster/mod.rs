@@ -194,6 +194,17 @@ impl Cluster {
         state.refreshed = Some(Instant::now());
     }
 
+    /// Brokers with a healthy open connection, and brokers known from Metadata.
+    pub fn connectivity(&self) -> (usize, usize) {
+        let state = self.state.lock().expect("cluster lock");
+        let connected = state
+            .connections
+            .values()
+            .filter(|c| !c.is_poisoned())
+            .count();
+        (connected, state.brokers.len())
+    }
+
     /// The advertised address of broker `id`, if Metadata named it.
     pub fn broker_address(&self, id: i32) -> Option<String> {
         self.state

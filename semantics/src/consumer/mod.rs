@@ -385,6 +385,21 @@ impl Consumer {
         Ok(metadata.partition_count())
     }
 
+    /// Connectivity, prefetched bytes not yet taken, and assigned partitions.
+    pub async fn health(&mut self) -> crate::health::Health {
+        let (connected, known) = self.shared.cluster.connectivity();
+        let assigned = self.assignment().await;
+        let health = crate::health::Health {
+            brokers_connected: connected,
+            brokers_known: known,
+            pending: self.shared.buffered.load(Ordering::Acquire) as u64,
+            partitions_assigned: assigned.as_ref().map_or(0, Vec::len),
+            failed: assigned.err().map(|e| e.to_string()),
+        };
+        tracing::debug!(?health, "consumer health");
+        health
+    }
+
     /// The group generation, for `send_offsets_to_transaction` (KIP-447).
     pub async fn group_metadata(&self) -> Result<Option<GroupMetadata>, ConsumeError> {
         self.call(Command::GroupMetadata).await

@@ -185,6 +185,11 @@ impl Processor {
         self.guarantee.promise()
     }
 
+    /// Both clients' health: connected brokers, pending work, failures.
+    pub async fn health(&mut self) -> (crate::health::Health, crate::health::Health) {
+        (self.producer.health(), self.consumer.health().await)
+    }
+
     /// Counts so far.
     pub fn stats(&self) -> &ProcessorStats {
         &self.stats

@@ -115,6 +115,20 @@ impl Producer {
         self.shared.counters.snapshot()
     }
 
+    /// Connectivity, unsettled batches, and the fatal error if there is one.
+    pub fn health(&self) -> crate::health::Health {
+        let (connected, known) = self.shared.cluster.connectivity();
+        let health = crate::health::Health {
+            brokers_connected: connected,
+            brokers_known: known,
+            pending: self.shared.pending_batches() as u64,
+            partitions_assigned: 0,
+            failed: self.shared.fatal_error().map(|e| e.to_string()),
+        };
+        tracing::debug!(?health, "producer health");
+        health
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &ProducerConfig {
         &self.shared.config
