@@ -73,6 +73,7 @@ impl FaultProxy {
             rng: Mutex::new(seed | 1),
             stats: stats.clone(),
             blackholed: Mutex::default(),
+            healed: Default::default(),
         });
         let task = tokio::spawn(accept_loop(
             listener,
@@ -104,6 +105,20 @@ impl FaultProxy {
         }
     }
 
+    /// Stops injecting faults into new connections and requests (the
+    /// checker reads back through a healed proxy: it observes, it is not
+    /// under test).
+    pub fn heal(&self) {
+        self.rules
+            .healed
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.rules
+            .blackholed
+            .lock()
+            .expect("blackholed lock")
+            .clear();
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -129,11 +144,15 @@ struct Rules {
     rng: Mutex<u64>,
     stats: Arc<ProxyStats>,
     blackholed: Mutex<std::collections::HashSet<i16>>,
+    healed: std::sync::atomic::AtomicBool,
 }
 
 impl Rules {
     /// Counts a request of `api_key`; returns what to do to its response.
     fn count_request(&self, api_key: i16) -> Option<Doom> {
+        if self.healed.load(Ordering::Acquire) {
+            return None;
+        }
         let mut counts = self.counts.lock().expect("counts lock");
         let n = counts.entry(api_key).or_default();
         *n += 1;
@@ -154,6 +173,9 @@ impl Rules {
     }
 
     fn chaos_lifetime(&self) -> Option<Duration> {
+        if self.healed.load(Ordering::Acquire) {
+            return None;
+        }
         let (min, max) = self.faults.chaos?;
         let mut state = self.rng.lock().expect("rng lock");
         // xorshift64: deterministic for a seed.

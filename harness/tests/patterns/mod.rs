@@ -2,6 +2,8 @@
 //! `DeadLetterQueue`, is read back with the consumer, and parses to exactly
 //! the record and failure that went in; a DLQ write that fails is an error.
 
+mod request_reply;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
