@@ -30,16 +30,18 @@ pub struct BenchResult {
     pub cpu_us_per_record: f64,
 }
 
-/// Records per transaction for exactly-once.
-pub const TXN_SIZE: usize = 10_000;
+/// Records per transaction for exactly-once, by default.
+pub const TXN_SIZE: usize = 100_000;
 
-/// Produces `records` values of `size` bytes to `topic` under `guarantee`.
+/// Produces `records` values of `size` bytes to `topic` under `guarantee`
+/// (exactly-once: in transactions of `txn_size` records).
 pub async fn run(
     bootstrap: &str,
     topic: &str,
     guarantee: Guarantee,
     records: usize,
     size: usize,
+    txn_size: usize,
 ) -> Result<BenchResult, Box<dyn std::error::Error>> {
     let mut properties = vec![
         ("bootstrap.servers".to_owned(), bootstrap.to_owned()),
@@ -61,7 +63,7 @@ pub async fn run(
     let cpu_before = cpu_time();
     let started = Instant::now();
     let chunk = if guarantee == Guarantee::ExactlyOnce {
-        TXN_SIZE
+        txn_size.max(1)
     } else {
         records.max(1)
     };

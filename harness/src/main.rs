@@ -151,6 +151,9 @@ enum Command {
         /// Value size in bytes.
         #[arg(long, default_value_t = 100)]
         size: usize,
+        /// Records per transaction (exactly-once).
+        #[arg(long, default_value_t = harness::bench::TXN_SIZE)]
+        txn_size: usize,
         /// Last stdout line: one JSON object.
         #[arg(long)]
         json: bool,
@@ -286,8 +289,9 @@ async fn main() -> ExitCode {
             semantics,
             records,
             size,
+            txn_size,
             json,
-        } => bench(bootstrap, &semantics, records, size, json).await,
+        } => bench(bootstrap, &semantics, records, size, txn_size, json).await,
         Command::Transform {
             bootstrap,
             input,
@@ -618,6 +622,7 @@ async fn bench(
     semantics: &str,
     records: usize,
     size: usize,
+    txn_size: usize,
     json: bool,
 ) -> Result<()> {
     let (address, _broker) = broker_address(bootstrap).await?;
@@ -636,7 +641,7 @@ async fn bench(
             "bench {} ({records} records of {size} bytes)…",
             semantics::DeliveryGuarantee::name(&guarantee)
         );
-        let r = harness::bench::run(&address, &topic, guarantee, records, size).await?;
+        let r = harness::bench::run(&address, &topic, guarantee, records, size, txn_size).await?;
         let row = format!(
             "| {:<14} | {:>10} | {:>12.0} | {:>8.1} | {:>8.1} | {:>8.1} | {:>8.1} | {:>11.2} |",
             r.semantics,
