@@ -37,6 +37,7 @@ pub(crate) struct Shared {
     /// transaction, whether a failed record's outcome is unknown, and the
     /// producer id the transaction manager handed the sender.
     pub txn: Option<TxnShared>,
+    retry_policy: crate::patterns::retry::RetryPolicy,
 }
 
 /// What the sender and the transaction manager tell each other.
@@ -54,6 +55,7 @@ impl Shared {
             .transactional_id
             .as_ref()
             .map(|_| TxnShared::default());
+        let retry_policy = crate::patterns::retry::RetryPolicy::for_producer(&config);
         Self {
             config,
             cluster,
@@ -66,6 +68,7 @@ impl Shared {
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             txn,
+            retry_policy,
             fatal: OnceLock::new(),
             counters: Counters::default(),
         }
@@ -140,24 +143,11 @@ impl Shared {
     }
 
     /// Exponential backoff with jitter: `retry.backoff.ms` doubling up to
-    /// `retry.backoff.max.ms`, ±20 % (KIP-580).
+    /// `retry.backoff.max.ms`, ±20 % (KIP-580) — the same [`RetryPolicy`]
+    /// the processor's handler retries use.
+    ///
+    /// [`RetryPolicy`]: crate::patterns::retry::RetryPolicy
     pub fn backoff(&self, attempt: u32) -> Duration {
-        let base = self.config.retry_backoff.as_secs_f64()
-            * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
-        let capped = base.min(self.config.retry_backoff_max.as_secs_f64());
-        let jitter = 0.8 + 0.4 * pseudo_random();
-        Duration::from_secs_f64(capped * jitter)
+        self.retry_policy.backoff(attempt)
     }
-}
-
-/// A cheap uniform value in [0, 1) for jitter (not for anything secret).
-fn pseudo_random() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64),
-    );
-    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
