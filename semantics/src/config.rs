@@ -211,18 +211,13 @@ impl ProducerConfig {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut all: Vec<(String, String)> = properties
-            .into_iter()
-            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-            .collect();
-        all.extend(crate::config_env::kafka_env(|key| {
+        Self::from_properties(with_env(properties, |key| {
             let mut probe = Self::default();
             !matches!(
                 probe.apply(key, "", &mut Security::default(), &mut None),
                 Err(ConfigError::UnknownKey(_))
             )
-        }));
-        Self::from_properties(all)
+        }))
     }
 
     fn apply(
@@ -415,16 +410,42 @@ impl<'de> serde::Deserialize<'de> for ProducerConfig {
     /// From a map of Kafka keys to strings, numbers or booleans — through
     /// [`ProducerConfig::from_properties`], so both paths agree.
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
-        let properties = map.into_iter().map(|(key, value)| {
-            let text = match value {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (key, text)
-        });
-        Self::from_properties(properties).map_err(serde::de::Error::custom)
+        Self::from_properties(properties_of(deserializer)?).map_err(serde::de::Error::custom)
     }
+}
+
+/// A map of Kafka keys to strings, numbers or booleans, as `key=value` text.
+pub(crate) fn properties_of<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, String)>, D::Error> {
+    use serde::Deserialize;
+    let map = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+    Ok(map
+        .into_iter()
+        .map(|(key, value)| match value {
+            serde_json::Value::String(text) => (key, text),
+            other => (key, other.to_string()),
+        })
+        .collect())
+}
+
+/// `properties`, then the `KAFKA_*` environment variables that `known`
+/// accepts (the environment wins).
+pub(crate) fn with_env<I, K, V>(
+    properties: I,
+    known: impl Fn(&str) -> bool,
+) -> Vec<(String, String)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: AsRef<str>,
+    V: AsRef<str>,
+{
+    let mut all: Vec<(String, String)> = properties
+        .into_iter()
+        .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+        .collect();
+    all.extend(crate::config_env::kafka_env(known));
+    all
 }
 
 impl serde::Serialize for ProducerConfig {

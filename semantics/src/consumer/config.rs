@@ -29,7 +29,8 @@ use std::time::Duration;
 use kafka_wire::conn::{SaslConfig, TlsConfig};
 
 use crate::config::{
-    boolean, invalid, millis, number, positive, servers, ConfigError, Security, IGNORED_KEYS,
+    boolean, invalid, millis, number, positive, properties_of, servers, with_env, ConfigError,
+    Security, IGNORED_KEYS,
 };
 
 /// Where to start when a partition has no committed offset (or it is out of range).
@@ -177,18 +178,13 @@ impl ConsumerConfig {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut all: Vec<(String, String)> = properties
-            .into_iter()
-            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-            .collect();
-        all.extend(crate::config_env::kafka_env(|key| {
+        Self::from_properties(with_env(properties, |key| {
             let mut probe = Self::default();
             !matches!(
                 probe.apply(key, "", &mut Security::default()),
                 Err(ConfigError::UnknownKey(_))
             )
-        }));
-        Self::from_properties(all)
+        }))
     }
 
     fn apply(
@@ -354,15 +350,7 @@ impl<'de> serde::Deserialize<'de> for ConsumerConfig {
     /// From a map of Kafka keys to strings, numbers or booleans, through
     /// [`ConsumerConfig::from_properties`].
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
-        let properties = map.into_iter().map(|(key, value)| {
-            let text = match value {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (key, text)
-        });
-        Self::from_properties(properties).map_err(serde::de::Error::custom)
+        Self::from_properties(properties_of(deserializer)?).map_err(serde::de::Error::custom)
     }
 }
 
