@@ -156,11 +156,7 @@ impl Producer {
         let partition = self.choose_partition(&record).await?;
         if let Some(txn) = &self.txn {
             // The partition joins the transaction before its first record is sent.
-            txn.ensure_partition(&crate::consumer::TopicPartition::new(
-                record.topic.as_str(),
-                partition,
-            ))
-            .await?;
+            txn.ensure_partition(&record.topic, partition).await?;
         }
         self.reserve_buffer(size).await?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);

@@ -116,7 +116,9 @@ fn classify(code: KafkaCode) -> Verdict {
 struct Inner {
     state: TxnState,
     producer: ProducerIdentity,
-    partitions: HashSet<TopicPartition>,
+    /// Partitions in the open transaction, by topic: looked up per record
+    /// without building a key.
+    partitions: HashMap<String, HashSet<i32>>,
 }
 
 /// One transactional id's coordinator protocol.
@@ -168,7 +170,7 @@ impl TransactionManager {
             inner: Mutex::new(Inner {
                 state: TxnState::Uninitialized,
                 producer: (-1, -1),
-                partitions: HashSet::new(),
+                partitions: HashMap::new(),
             }),
             ops: tokio::sync::Mutex::new(()),
         })
@@ -217,12 +219,22 @@ impl TransactionManager {
         }
     }
 
-    /// Adds `tp` to the open transaction unless it is in already.
-    pub async fn ensure_partition(&self, tp: &TopicPartition) -> Result<(), TransactionError> {
+    /// Adds `topic`/`partition` to the open transaction unless it is in already.
+    pub async fn ensure_partition(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), TransactionError> {
+        let added = |inner: &Inner| {
+            inner
+                .partitions
+                .get(topic)
+                .is_some_and(|p| p.contains(&partition))
+        };
         {
             let inner = self.inner.lock().expect("txn lock");
             self.require_open(&inner)?;
-            if inner.partitions.contains(tp) {
+            if added(&inner) {
                 return Ok(());
             }
         }
@@ -230,13 +242,14 @@ impl TransactionManager {
         let producer = {
             let inner = self.inner.lock().expect("txn lock");
             self.require_open(&inner)?;
-            if inner.partitions.contains(tp) {
+            if added(&inner) {
                 return Ok(());
             }
             inner.producer
         };
+        let tp = TopicPartition::new(topic, partition);
         let request =
-            requests::add_partitions(&self.transactional_id, producer, std::slice::from_ref(tp));
+            requests::add_partitions(&self.transactional_id, producer, std::slice::from_ref(&tp));
         match self
             .call(&self.coordinator, &request, requests::add_partitions_error)
             .await
@@ -246,7 +259,9 @@ impl TransactionManager {
                     .lock()
                     .expect("txn lock")
                     .partitions
-                    .insert(tp.clone());
+                    .entry(tp.topic)
+                    .or_default()
+                    .insert(partition);
                 Ok(())
             }
             Err(error) => Err(self.fail_with(error, TxnEvent::AbortableError)),
