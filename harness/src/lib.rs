@@ -16,6 +16,7 @@ pub mod bench;
 pub mod broker;
 pub mod checker;
 pub mod consume;
+pub mod crash;
 pub mod fixtures;
 pub mod produce;
 pub mod proxy;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use semantics::exactly_once::LoopOptions;
+use semantics::guarantee::batch::LoopOptions;
 use semantics::guarantee::processor::{Processor, ProcessorConfig, ProcessorStats};
 use semantics::{Guarantee, ProducerRecord};
 

@@ -13,7 +13,6 @@ pub mod config;
 mod config_env;
 pub mod consumer;
 pub mod error;
-pub mod exactly_once;
 mod fast_hash;
 pub mod guarantee;
 pub mod health;

@@ -125,20 +125,14 @@ async fn consumer_crash(
             .kill_on_drop(true)
             .spawn()
     };
-    let mut seed = options.seed | 1;
-    let mut kills = 0;
-    for _ in 0..2 {
-        let mut child = spawn()?;
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        tokio::time::sleep(Duration::from_millis(300 + seed % 600)).await;
-        if child.try_wait()?.is_none() {
-            kills += 1;
-        }
-        child.start_kill()?; // SIGKILL
-        child.wait().await?;
-    }
+    let kills = crate::crash::kill_repeatedly(
+        spawn,
+        2,
+        options.seed,
+        Duration::from_millis(300),
+        Duration::from_millis(600),
+    )
+    .await? as u64;
     let status = tokio::time::timeout(Duration::from_secs(300), spawn()?.wait()).await??;
     if !status.success() {
         return Err(format!("harness transform exited with {status}").into());

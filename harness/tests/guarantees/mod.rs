@@ -12,7 +12,7 @@ use harness::fixtures::unique_topic;
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
 use semantics::consumer::{Consumer, TopicPartition};
-use semantics::exactly_once::LoopOptions;
+use semantics::guarantee::batch::LoopOptions;
 use semantics::guarantee::processor::{HandlerError, Processor, ProcessorConfig};
 use semantics::guarantee::Possibility;
 use semantics::patterns::dlq::{DeadLetter, FailureClass, OnFailure};
@@ -193,26 +193,20 @@ async fn killed_mid_batch(guarantee: Guarantee, count: usize, kills: usize) {
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("harness transform")
     };
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-    for round in 0..kills {
-        let mut child = spawn();
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        tokio::time::sleep(Duration::from_millis(400 + seed % 2_000)).await;
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "round {round}: exited before its SIGKILL"
-        );
-        child.start_kill().unwrap(); // SIGKILL
-        child.wait().await.unwrap();
-    }
-    let last = tokio::time::timeout(Duration::from_secs(120), spawn().wait_with_output())
+    let seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let (min, spread) = (Duration::from_millis(400), Duration::from_millis(2_000));
+    let hits = harness::crash::kill_repeatedly(spawn, kills, seed, min, spread)
         .await
-        .expect("the last run finishes")
         .unwrap();
+    assert_eq!(hits, kills, "a run exited before its SIGKILL");
+    let last = tokio::time::timeout(
+        Duration::from_secs(120),
+        spawn().unwrap().wait_with_output(),
+    )
+    .await
+    .expect("the last run finishes")
+    .unwrap();
     assert!(
         last.status.success(),
         "{}",

@@ -69,6 +69,26 @@ impl Cluster {
         }
     }
 
+    /// A client's view from its settings, and the connection settings it
+    /// uses (shared with the coordinators the client talks to).
+    pub fn for_client(
+        bootstrap: Vec<String>,
+        client_id: &str,
+        request_timeout: Duration,
+        sasl: Option<kafka_wire::conn::SaslConfig>,
+        tls: Option<TlsConfig>,
+        allow_auto_create: bool,
+    ) -> (Arc<Self>, ConnectionConfig) {
+        let connection = ConnectionConfig {
+            client_id: Some(client_id.to_owned()),
+            request_timeout,
+            sasl,
+            ..ConnectionConfig::default()
+        };
+        let cluster = Self::new(bootstrap, connection.clone(), tls, allow_auto_create);
+        (Arc::new(cluster), connection)
+    }
+
     /// Cached metadata for `topic`, if any (no I/O).
     pub fn cached_topic(&self, topic: &str) -> Option<Result<Arc<TopicMetadata>, KafkaCode>> {
         self.state

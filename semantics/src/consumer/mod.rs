@@ -50,7 +50,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_wire::conn::ConnectionConfig;
 use kafka_wire::records::{Header, Record};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::Instrument;
@@ -161,18 +160,15 @@ impl Consumer {
         listener: Option<Arc<dyn RebalanceListener>>,
     ) -> Result<Self, ConsumeError> {
         config.validate()?;
-        let connection = ConnectionConfig {
-            client_id: Some(config.client_id.clone()),
-            request_timeout: config.request_timeout + config.fetch_max_wait,
-            sasl: config.sasl.clone(),
-            ..ConnectionConfig::default()
-        };
-        let cluster = Arc::new(Cluster::new(
+        // A Fetch may wait fetch.max.wait.ms at the broker before answering.
+        let (cluster, connection) = Cluster::for_client(
             config.bootstrap_servers.clone(),
-            connection.clone(),
+            &config.client_id,
+            config.request_timeout + config.fetch_max_wait,
+            config.sasl.clone(),
             config.tls.clone(),
             config.allow_auto_create_topics,
-        ));
+        );
         let group = group::GroupShared::new(&config, cluster.clone(), connection).map(Arc::new);
         let span = tracing::info_span!("consumer", client_id = %config.client_id, group = config.group_id.as_deref().unwrap_or(""));
         let shared = Arc::new(Shared {

@@ -12,6 +12,7 @@
 //! plug in another (e.g. at-least-once with `acks=1`). [`processor`] runs a
 //! handler over topics under a guarantee.
 
+pub mod batch;
 pub mod processor;
 
 use std::fmt;

@@ -16,10 +16,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::batch::{next_batch, next_offsets, recover, rewind, LoopOptions};
 use super::{CommitPoint, DeliveryGuarantee, Promise};
 use crate::config::ConfigError;
 use crate::consumer::{ConsumeError, Consumer, ConsumerRecord, TopicPartition};
-use crate::exactly_once::{next_batch, next_offsets, recover, rewind, LoopOptions};
 use crate::patterns::dlq::{DeadLetter, Failure, FailureClass, OnFailure};
 use crate::patterns::retry::RetryPolicy;
 use crate::producer::{DeliveryFuture, Producer, ProducerRecord, TransactionError};

@@ -29,7 +29,6 @@ pub mod txn;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use kafka_wire::conn::ConnectionConfig;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -68,18 +67,14 @@ impl Producer {
     /// Nothing is contacted until the first record.
     pub fn new(config: ProducerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        let connection = ConnectionConfig {
-            client_id: Some(config.client_id.clone()),
-            request_timeout: config.request_timeout,
-            sasl: config.sasl.clone(),
-            ..ConnectionConfig::default()
-        };
-        let cluster = Arc::new(Cluster::new(
+        let (cluster, connection) = Cluster::for_client(
             config.bootstrap_servers.clone(),
-            connection.clone(),
+            &config.client_id,
+            config.request_timeout,
+            config.sasl.clone(),
             config.tls.clone(),
             config.allow_auto_create_topics,
-        ));
+        );
         let txn = txn::TransactionManager::new(&config, cluster.clone(), connection).map(Arc::new);
         let shared = Arc::new(Shared::new(config, cluster));
         let span = tracing::info_span!("producer", client_id = %shared.config.client_id);

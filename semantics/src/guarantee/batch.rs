@@ -1,31 +1,17 @@
-//! Consume → transform → produce with exactly-once results: each batch of
-//! input records, the records made from them and the consumer's new offsets
-//! commit in one transaction, or not at all.
-//!
-//! ```text
-//!   poll a batch ─► begin ─► send outputs ─► send_offsets(positions, generation) ─► commit
-//!        ▲                                                                           │
-//!        └──────────── abortable error: abort, seek back to the batch start ◄────────┘
-//! ```
-//!
-//! The consumer must read with `isolation.level=read_committed` (inputs that
-//! are themselves transactional) and `enable.auto.commit=false` (offsets are
-//! committed only inside the transaction). After a crash, the next process
-//! with the same `transactional.id` fences the old one and aborts what it
-//! left open; the group resumes from the offsets of the last committed
-//! transaction, so every input is transformed into the output exactly once.
+//! Batches of input records for the processor: how they are formed, the
+//! offsets that commit them, and going back to the committed offsets when a
+//! batch has to be processed again.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::consumer::{ConsumeError, Consumer, ConsumerRecord, TopicPartition};
-use crate::producer::{Producer, ProducerRecord, TransactionError};
-use crate::ProduceError;
+use crate::producer::{Producer, TransactionError};
 
 /// How batches are formed.
 #[derive(Debug, Clone)]
 pub struct LoopOptions {
-    /// Most input records per transaction.
+    /// Most input records per batch (per transaction under exactly-once).
     pub max_batch: usize,
     /// Longest wait for more records once a batch has one.
     pub max_wait: Duration,
@@ -39,61 +25,6 @@ impl Default for LoopOptions {
             max_batch: 500,
             max_wait: Duration::from_millis(100),
             idle_timeout: None,
-        }
-    }
-}
-
-/// What a loop did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LoopStats {
-    /// Input records in committed transactions.
-    pub records_committed: u64,
-    /// Transactions committed.
-    pub transactions_committed: u64,
-    /// Transactions aborted (their batch was processed again).
-    pub transactions_aborted: u64,
-}
-
-/// Why the loop stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum LoopError {
-    /// The consumer failed for good.
-    #[error(transparent)]
-    Consume(#[from] ConsumeError),
-    /// The producer was fenced or failed for good.
-    #[error(transparent)]
-    Transaction(#[from] TransactionError),
-}
-
-/// Runs the loop until the input is idle for `idle_timeout` or a fatal error.
-/// `transform` maps one input record to the records to produce.
-pub async fn run<F>(
-    consumer: &mut Consumer,
-    producer: &Producer,
-    options: &LoopOptions,
-    mut transform: F,
-) -> Result<LoopStats, LoopError>
-where
-    F: FnMut(&ConsumerRecord) -> Vec<ProducerRecord>,
-{
-    let mut stats = LoopStats::default();
-    loop {
-        let batch = next_batch(consumer, options).await?;
-        if batch.is_empty() {
-            return Ok(stats);
-        }
-        match process(consumer, producer, &batch, &mut transform).await {
-            Ok(()) => {
-                stats.records_committed += batch.len() as u64;
-                stats.transactions_committed += 1;
-            }
-            Err(error) if error.is_abortable() => {
-                tracing::warn!(%error, "transaction not committed; going back to the committed offsets");
-                recover(producer).await?;
-                stats.transactions_aborted += 1;
-                rewind(consumer, &batch).await?;
-            }
-            Err(error) => return Err(error.into()),
         }
     }
 }
@@ -121,45 +52,6 @@ pub(crate) async fn next_batch(
         }
     }
     Ok(batch)
-}
-
-async fn process<F>(
-    consumer: &mut Consumer,
-    producer: &Producer,
-    batch: &[ConsumerRecord],
-    transform: &mut F,
-) -> Result<(), TransactionError>
-where
-    F: FnMut(&ConsumerRecord) -> Vec<ProducerRecord>,
-{
-    producer.begin_transaction().await?;
-    let mut deliveries = Vec::new();
-    for record in batch {
-        for output in transform(record) {
-            let delivery = producer.send(output).await.map_err(abortable)?;
-            deliveries.push(delivery);
-        }
-    }
-    let group = consumer
-        .group_metadata()
-        .await
-        .map_err(|e| TransactionError::Abortable(e.to_string()))?
-        .ok_or_else(|| TransactionError::Fatal("the consumer needs group.id".into()))?;
-    producer
-        .send_offsets_to_transaction(&next_offsets(batch), &group)
-        .await?;
-    producer.commit_transaction().await?;
-    // Committed: every delivery succeeded (a failure would have failed the commit).
-    drop(deliveries);
-    Ok(())
-}
-
-fn abortable(error: ProduceError) -> TransactionError {
-    match error {
-        ProduceError::Transaction(e) => e,
-        ProduceError::Fatal(reason) => TransactionError::Fatal(reason),
-        other => TransactionError::Abortable(other.to_string()),
-    }
 }
 
 /// The offset after the last record of each partition in `batch`.
