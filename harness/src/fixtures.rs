@@ -164,16 +164,18 @@ pub async fn capture(bootstrap: &str, out: &Path) -> Result<Vec<(PathBuf, usize)
     for codec in Compression::ALL {
         let topic = unique_topic(&format!("fixture-{codec}"));
         wire_ops::create_topic(&connection, &topic, 1).await?;
+        let leader = wire_ops::leader_connection(&connection, &topic, 0).await?;
         rdkafka_produce(bootstrap, &topic, codec, FIXTURE_RECORDS).await?;
         let frame =
-            fetch_raw_until(&connection, &topic, |b| records_in(b) == FIXTURE_RECORDS).await?;
+            fetch_raw_until(&leader, &topic, |b| records_in(b) == FIXTURE_RECORDS).await?;
         written.push(write(out, &format!("fetch_v12_{codec}.bin"), &frame)?);
     }
     let topic = unique_topic("fixture-transactions");
     wire_ops::create_topic(&connection, &topic, 1).await?;
+    let leader = wire_ops::leader_connection(&connection, &topic, 0).await?;
     rdkafka(&["transactions", "--bootstrap", bootstrap, "--topic", &topic]).await?;
     let markers = TRANSACTIONS.len();
-    let frame = fetch_raw_until(&connection, &topic, |b| {
+    let frame = fetch_raw_until(&leader, &topic, |b| {
         b.iter().filter(|b| b.header.attributes.control).count() == markers
     })
     .await?;

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use harness::broker::state::{self, BrokerState};
-use harness::broker::{install_broker, Broker, BrokerOptions, Storage};
+use harness::broker::install::kafka_version;
+use harness::broker::state::{self, ClusterState};
+use harness::broker::{install_kafka, Cluster, ClusterOptions};
 
 #[derive(Parser)]
 #[command(
@@ -19,7 +20,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The local broker (nisshi 0.7.0).
+    /// The local Apache Kafka cluster (KRaft, on loopback).
     Broker {
         #[command(subcommand)]
         action: BrokerAction,
@@ -118,9 +119,15 @@ enum Command {
     /// Each guarantee under each fault, checked by counting; exits non-zero
     /// when a promise is broken. Starts local brokers without --bootstrap.
     Verify {
-        /// Use this broker (scenarios that need the local one are skipped).
+        /// Use this cluster (scenarios that need the local one are skipped).
         #[arg(long)]
         bootstrap: Option<String>,
+        /// Nodes of the local cluster.
+        #[arg(long, default_value_t = 3)]
+        brokers: usize,
+        /// Apache Kafka version of the local cluster (default: KAFKA_VERSION, else the newest tested).
+        #[arg(long)]
+        version: Option<String>,
         /// at-most-once, at-least-once, exactly-once or all.
         #[arg(long, default_value = "all")]
         semantics: String,
@@ -197,20 +204,26 @@ fn parse_property(text: &str) -> std::result::Result<(String, String), String> {
 
 #[derive(Subcommand)]
 enum BrokerAction {
-    /// Build and cache nisshi if it is not there yet.
-    Install,
-    /// Start a broker that outlives this command; prints its bootstrap address.
-    Start {
-        /// Keep data in sqlite (survives restarts) instead of memory.
+    /// Resolve Apache Kafka's jars from Maven Central (with Maven) into the
+    /// cache, unless they are there; prints the jar directory.
+    Install {
+        /// Apache Kafka version (default: KAFKA_VERSION, else the newest tested).
         #[arg(long)]
-        sqlite: bool,
-        /// Port (a free one by default).
-        #[arg(long)]
-        port: Option<u16>,
+        version: Option<String>,
     },
-    /// Stop the broker `start` left running.
+    /// Start a cluster that outlives this command (installing Kafka first if
+    /// needed); the last stdout line is its bootstrap list.
+    Start {
+        /// Nodes, each a broker and a KRaft controller.
+        #[arg(long, default_value_t = 3)]
+        brokers: usize,
+        /// Apache Kafka version (default: KAFKA_VERSION, else the newest tested).
+        #[arg(long)]
+        version: Option<String>,
+    },
+    /// Stop the cluster `start` left running (controlled shutdowns).
     Stop,
-    /// Print the running broker's address, or fail.
+    /// Print the running cluster's bootstrap list, or fail.
     Status,
 }
 
@@ -278,12 +291,30 @@ async fn main() -> ExitCode {
         }
         Command::Verify {
             bootstrap,
+            brokers,
+            version,
             semantics,
             scenario,
             records,
             seed,
             json,
-        } => verify(bootstrap, &semantics, &scenario, records, seed, json).await,
+        } => {
+            let options = harness::verify::VerifyOptions {
+                bootstrap,
+                brokers,
+                version: version.unwrap_or_else(kafka_version),
+                records,
+                seed,
+                harness_exe: match std::env::current_exe() {
+                    Ok(exe) => exe,
+                    Err(error) => {
+                        eprintln!("error: locating the harness executable: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            };
+            verify(options, &semantics, &scenario, json).await
+        }
         Command::Bench {
             bootstrap,
             semantics,
@@ -365,71 +396,95 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 async fn broker(action: BrokerAction) -> Result<()> {
     match action {
-        BrokerAction::Install => {
-            println!("{}", install_broker()?.display());
+        BrokerAction::Install { version } => {
+            let install = install_kafka(&version.unwrap_or_else(kafka_version))?;
+            println!("{}", install.libs.display());
         }
-        BrokerAction::Start { sqlite, port } => {
-            if let Some(running) = state::load().filter(BrokerState::is_alive) {
-                println!("{}", running.bootstrap());
+        BrokerAction::Start { brokers, version } => {
+            if let Some(running) = state::running() {
+                eprintln!("a cluster is already running (Kafka {})", running.version);
+                println!("{}", running.bootstrap);
                 return Ok(());
             }
-            let storage = if sqlite {
-                Storage::Sqlite
-            } else {
-                Storage::Memory
-            };
-            let work_dir = std::env::current_dir()?
-                .join(state::state_dir())
-                .join("broker-data");
-            let options = BrokerOptions {
-                storage,
-                port,
+            let work_dir = state::state_dir().join("cluster-data");
+            let options = ClusterOptions {
+                brokers,
+                version: version.unwrap_or_else(kafka_version),
                 work_dir: Some(work_dir.clone()),
                 detach: true,
-                ..Default::default()
+                ..ClusterOptions::default()
             };
-            let broker = Broker::start(options).await?;
-            let bootstrap = broker.bootstrap();
-            let port = broker.port();
-            let pid = broker.detach();
-            state::save(&BrokerState {
-                pid,
-                port,
+            let cluster = Cluster::start(options).await?;
+            eprintln!(
+                "Apache Kafka {} cluster of {brokers} node(s) ready in {:.1} s; data in {}",
+                cluster.version(),
+                cluster.start_up_time().as_secs_f64(),
+                work_dir.display()
+            );
+            let (bootstrap, version) = (cluster.bootstrap(), cluster.version().to_owned());
+            let pids = cluster.detach();
+            state::save(&ClusterState {
+                version,
+                pids,
+                bootstrap: bootstrap.clone(),
                 work_dir,
-                storage,
             })?;
             println!("{bootstrap}");
         }
         BrokerAction::Stop => match state::load() {
             Some(running) if running.is_alive() => {
-                harness::broker::process::signal(running.pid, libc::SIGTERM);
+                stop_cluster(&running.pids).await;
                 state::clear();
-                println!("stopped broker pid {}", running.pid);
+                println!("stopped the cluster (pids {:?})", running.pids);
             }
             _ => {
                 state::clear();
-                println!("no broker running");
+                println!("no cluster running");
             }
         },
-        BrokerAction::Status => match state::load().filter(BrokerState::is_alive) {
-            Some(running) => println!("{}", running.bootstrap()),
-            None => return Err("no broker running (start one with `harness broker start`)".into()),
+        BrokerAction::Status => match state::running() {
+            Some(running) => println!("{}", running.bootstrap),
+            None => {
+                return Err("no cluster running (start one with `harness broker start`)".into())
+            }
         },
     }
     Ok(())
 }
 
-/// The broker to use: `bootstrap` if given, else a local one that lives as
-/// long as the returned handle.
-async fn broker_address(bootstrap: Option<String>) -> Result<(String, Option<Broker>)> {
-    Ok(match bootstrap {
-        Some(address) => (address, None),
-        None => {
-            install_broker()?;
-            let broker = Broker::start(BrokerOptions::default()).await?;
-            (broker.bootstrap(), Some(broker))
-        }
+/// SIGTERM to every node (controlled shutdowns), SIGKILL to any still
+/// running after 30 s.
+async fn stop_cluster(pids: &[u32]) {
+    use harness::broker::signal;
+    for &pid in pids {
+        signal(pid, libc::SIGCONT);
+        signal(pid, libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pids.iter().any(|&pid| signal(pid, 0)) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for &pid in pids {
+        signal(pid, libc::SIGKILL);
+    }
+}
+
+/// The cluster to use: `bootstrap` if given, else the one `harness broker
+/// start` left running, else a local 3-node cluster that lives as long as
+/// the returned handle.
+async fn broker_address(bootstrap: Option<String>) -> Result<(String, Option<Cluster>)> {
+    if let Some(address) = bootstrap {
+        return Ok((address, None));
+    }
+    if let Some(running) = state::running() {
+        return Ok((running.bootstrap, None));
+    }
+    let cluster = Cluster::start(ClusterOptions {
+        die_with_parent: true,
+        ..ClusterOptions::default()
     })
+    .await?;
+    Ok((cluster.bootstrap(), Some(cluster)))
 }
 
 async fn capture_fixtures(bootstrap: Option<String>, out: &std::path::Path) -> Result<()> {
@@ -530,14 +585,13 @@ fn write_report(name: &str, json: &serde_json::Value, markdown: &str) -> Result<
 }
 
 async fn verify(
-    bootstrap: Option<String>,
+    options: harness::verify::VerifyOptions,
     semantics: &str,
     scenario: &str,
-    records: u64,
-    seed: u64,
     json: bool,
 ) -> Result<()> {
-    use harness::verify::{run, Scenario, VerifyOptions};
+    use harness::verify::{run, Scenario, Stage};
+    let records = options.records;
     let scenarios = if scenario == "all" {
         Scenario::ALL.to_vec()
     } else {
@@ -549,15 +603,7 @@ async fn verify(
             )
         })?]
     };
-    if bootstrap.is_none() {
-        install_broker()?;
-    }
-    let options = VerifyOptions {
-        bootstrap,
-        records,
-        seed,
-        harness_exe: std::env::current_exe()?,
-    };
+    let mut stage = Stage::start(&options).await.map_err(|e| e.to_string())?;
     let mut results = Vec::new();
     let header = format!(
         "| {:<14} | {:<22} | {:>8} | {:>6} | {:>6} | {:>10} | {:>9} | {:>12} | {:>14} | {:<6} |",
@@ -584,7 +630,7 @@ async fn verify(
                 scenario.name(),
                 records
             );
-            let r = run(guarantee, scenario, &options).await;
+            let r = run(guarantee, scenario, &options, &mut stage).await;
             let verdict = match (&r.skipped, r.passed) {
                 (Some(reason), true) => format!("skipped ({reason})"),
                 (Some(reason), false) => format!("FAILED ({reason})"),
@@ -603,8 +649,12 @@ async fn verify(
         }
     }
     let failed = results.iter().filter(|r| !r.passed).count();
-    let summary =
-        serde_json::json!({ "scenarios": results, "failed": failed, "passed": failed == 0 });
+    let summary = serde_json::json!({
+        "scenarios": results,
+        "failed": failed,
+        "passed": failed == 0,
+        "broker": stage.describe(),
+    });
     write_report("verify", &summary, &(table.join("\n") + "\n"))?;
     if json {
         println!("{}", serde_json::to_string(&summary)?);

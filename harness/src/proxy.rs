@@ -5,7 +5,7 @@
 //! (franz-go kfake's chaos dialer). Faults are deterministic given a seed.
 //!
 //! The broker must advertise the proxy's address (see
-//! [`crate::broker::BrokerOptions::advertised_port`]) so that connections
+//! [`crate::broker::ClusterOptions::proxied`]) so that connections
 //! opened from metadata go through the proxy too.
 
 use std::collections::HashMap;
@@ -45,6 +45,8 @@ pub struct ProxyStats {
     pub chaos_kills: AtomicU64,
     /// Responses corrupted.
     pub corrupted_responses: AtomicU64,
+    /// Connections whose bytes a blackhole held.
+    pub blackholed_connections: AtomicU64,
 }
 
 /// A running proxy.
@@ -68,12 +70,13 @@ impl FaultProxy {
         let port = listener.local_addr()?.port();
         let stats = Arc::new(ProxyStats::default());
         let shared = Arc::new(Rules {
-            faults,
+            faults: Mutex::new(faults),
             counts: Mutex::new(HashMap::new()),
             rng: Mutex::new(seed | 1),
             stats: stats.clone(),
             blackholed: Mutex::default(),
             healed: Default::default(),
+            partition: tokio::sync::watch::channel(false).0,
         });
         let task = tokio::spawn(accept_loop(
             listener,
@@ -105,6 +108,32 @@ impl FaultProxy {
         }
     }
 
+    /// Replaces the faults for what follows: counters per API key and the
+    /// statistics start again, and a healed proxy injects again.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.rules.faults.lock().expect("faults lock") = faults;
+        self.rules.counts.lock().expect("counts lock").clear();
+        self.rules.blackholed.lock().expect("blackholed lock").clear();
+        self.rules.healed.store(false, Ordering::Release);
+        self.rules.partition.send_replace(false);
+        for counter in [
+            &self.stats.dropped_responses,
+            &self.stats.chaos_kills,
+            &self.stats.corrupted_responses,
+            &self.stats.blackholed_connections,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// While on, bytes are held in both directions on every connection, open
+    /// or new, without closing any socket: a network partition, which the
+    /// client notices only by its own timeouts. Off (or [`FaultProxy::heal`])
+    /// delivers what was held.
+    pub fn blackhole(&self, on: bool) {
+        self.rules.partition.send_replace(on);
+    }
+
     /// Stops injecting faults into new connections and requests (the
     /// checker reads back through a healed proxy: it observes, it is not
     /// under test).
@@ -117,6 +146,7 @@ impl FaultProxy {
             .lock()
             .expect("blackholed lock")
             .clear();
+        self.rules.partition.send_replace(false);
     }
 
     /// `127.0.0.1:PORT`.
@@ -139,12 +169,14 @@ pub fn reserve_port() -> std::io::Result<u16> {
 }
 
 struct Rules {
-    faults: Faults,
+    faults: Mutex<Faults>,
     counts: Mutex<HashMap<i16, u64>>,
     rng: Mutex<u64>,
     stats: Arc<ProxyStats>,
     blackholed: Mutex<std::collections::HashSet<i16>>,
     healed: std::sync::atomic::AtomicBool,
+    /// True while blackholed.
+    partition: tokio::sync::watch::Sender<bool>,
 }
 
 impl Rules {
@@ -156,6 +188,7 @@ impl Rules {
         let mut counts = self.counts.lock().expect("counts lock");
         let n = counts.entry(api_key).or_default();
         *n += 1;
+        let faults = self.faults.lock().expect("faults lock");
         let listed =
             |map: &HashMap<i16, Vec<u64>>| map.get(&api_key).is_some_and(|l| l.contains(n));
         let blackholed = self
@@ -163,9 +196,9 @@ impl Rules {
             .lock()
             .expect("blackholed lock")
             .contains(&api_key);
-        if blackholed || listed(&self.faults.drop_responses) {
+        if blackholed || listed(&faults.drop_responses) {
             Some(Doom::Drop)
-        } else if listed(&self.faults.corrupt_responses) {
+        } else if listed(&faults.corrupt_responses) {
             Some(Doom::Corrupt)
         } else {
             None
@@ -176,7 +209,7 @@ impl Rules {
         if self.healed.load(Ordering::Acquire) {
             return None;
         }
-        let (min, max) = self.faults.chaos?;
+        let (min, max) = self.faults.lock().expect("faults lock").chaos?;
         let mut state = self.rng.lock().expect("rng lock");
         // xorshift64: deterministic for a seed.
         *state ^= *state << 13;
@@ -236,9 +269,15 @@ async fn relay(client: TcpStream, broker: TcpStream, rules: Arc<Rules>) -> Relay
     let (client_read, client_write) = client.into_split();
     let (broker_read, broker_write) = broker.into_split();
     let doomed: Arc<Mutex<HashMap<i32, Doom>>> = Arc::default();
-    let stats = rules.stats.clone();
-    let requests = forward_requests(client_read, broker_write, rules, doomed.clone());
-    let responses = forward_responses(broker_read, client_write, doomed, stats);
+    let held = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let requests = forward_requests(
+        client_read,
+        broker_write,
+        rules.clone(),
+        doomed.clone(),
+        held.clone(),
+    );
+    let responses = forward_responses(broker_read, client_write, doomed, rules, held);
     tokio::select! {
         _ = requests => Relay::Closed,
         dropped = responses => if dropped { Relay::Dropped } else { Relay::Closed },
@@ -261,8 +300,10 @@ async fn forward_requests(
     mut to: OwnedWriteHalf,
     rules: Arc<Rules>,
     doomed: Arc<Mutex<HashMap<i32, Doom>>>,
+    held: Arc<std::sync::atomic::AtomicBool>,
 ) {
     while let Some(frame) = read_frame(&mut from).await {
+        hold_while_partitioned(&rules, &held).await;
         if frame.len() >= 12 {
             let api_key = i16::from_be_bytes([frame[4], frame[5]]);
             let correlation_id = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
@@ -284,9 +325,12 @@ async fn forward_responses(
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
     doomed: Arc<Mutex<HashMap<i32, Doom>>>,
-    stats: Arc<ProxyStats>,
+    rules: Arc<Rules>,
+    held: Arc<std::sync::atomic::AtomicBool>,
 ) -> bool {
+    let stats = rules.stats.clone();
     while let Some(mut frame) = read_frame(&mut from).await {
+        hold_while_partitioned(&rules, &held).await;
         let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let doom = doomed.lock().expect("doomed lock").remove(&correlation_id);
         match doom {
@@ -304,4 +348,19 @@ async fn forward_responses(
         }
     }
     false
+}
+
+/// Waits while the proxy is blackholed, counting the connection once.
+async fn hold_while_partitioned(rules: &Rules, held: &std::sync::atomic::AtomicBool) {
+    let mut partition = rules.partition.subscribe();
+    if !*partition.borrow_and_update() {
+        return;
+    }
+    if !held.swap(true, Ordering::Relaxed) {
+        rules
+            .stats
+            .blackholed_connections
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = partition.wait_for(|on| !on).await;
 }

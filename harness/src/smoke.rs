@@ -69,6 +69,7 @@ pub async fn run(
         started.elapsed().as_nanos()
     );
     wire_ops::create_topic(&connection, &topic, 1).await?;
+    let connection = wire_ops::leader_connection(&connection, &topic, 0).await?;
     let mut codecs = Vec::new();
     for codec in Compression::ALL {
         let expected = smoke_records(codec, records_per_codec);

@@ -7,8 +7,10 @@ use bytes::Bytes;
 use kafka_wire::protocol::messages::create_topics_request::CreatableTopic;
 use kafka_wire::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_wire::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_wire::conn::{connect, ConnectionConfig};
+use kafka_wire::protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_wire::protocol::messages::{
-    CreateTopicsRequest, FetchRequest, ProduceRequest, TopicName,
+    CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
 };
 use kafka_wire::protocol::protocol::StrBytes;
 use kafka_wire::{ConnError, Connection, KafkaCode};
@@ -47,7 +49,8 @@ pub async fn create_topic(
         .with_topics(vec![CreatableTopic::default()
             .with_name(topic_name(topic))
             .with_num_partitions(partitions)
-            .with_replication_factor(1)]);
+            // -1: the cluster's default.replication.factor (CreateTopics v4+).
+            .with_replication_factor(-1)]);
     let response = connection.send(&request).await?;
     let result = response
         .topics
@@ -59,6 +62,44 @@ pub async fn create_topic(
             operation: "CreateTopics",
             code,
         }),
+    }
+}
+
+/// A new connection to the leader of `topic`/`partition`, found through
+/// Metadata on `connection`. A topic just created has no leader for a moment
+/// (and on a cluster, the node `connection` reaches is often not the
+/// leader): this waits up to 30 s for one.
+pub async fn leader_connection(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+) -> Result<Connection, OpError> {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+    ]));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let metadata = connection.send(&request).await?;
+        let leader = metadata
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .find(|p| p.partition_index == partition && p.error_code == 0)
+            .map(|p| p.leader_id);
+        let address = leader.and_then(|id| {
+            metadata
+                .brokers
+                .iter()
+                .find(|b| b.node_id == id)
+                .map(|b| format!("{}:{}", b.host.as_str(), b.port))
+        });
+        if let Some(address) = address {
+            return Ok(connect(&address, None, ConnectionConfig::default()).await?);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(OpError::Missing("Metadata (no leader within 30 s)"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

@@ -1,5 +1,6 @@
-//! Wire-layer tests against the real broker (nisshi 0.7.0 from the launcher, or
-//! `KAFKA_BOOTSTRAP`). One test binary: the broker starts once per run.
+//! Wire-layer tests against Apache Kafka (the shared test cluster of
+//! `harness::broker::test_broker`, or `KAFKA_BOOTSTRAP`). One test binary: the
+//! cluster is started (or found) once per run.
 
 mod compose;
 mod consumer;
@@ -13,7 +14,7 @@ mod transactions;
 use std::time::Duration;
 
 use harness::broker::test_broker;
-use harness::broker::{Broker, BrokerOptions, Storage};
+use harness::broker::Cluster;
 use harness::fixtures::unique_topic;
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
@@ -67,6 +68,9 @@ async fn pipelined_produces_get_consecutive_offsets() {
     wire_ops::create_topic(&connection, &topic, 1)
         .await
         .unwrap();
+    let connection = wire_ops::leader_connection(&connection, &topic, 0)
+        .await
+        .unwrap();
     // Twenty requests in flight at once on one connection.
     let mut sends = tokio::task::JoinSet::new();
     for i in 0..20 {
@@ -100,6 +104,9 @@ async fn acks_zero_is_written_without_a_response() {
     wire_ops::create_topic(&connection, &topic, 1)
         .await
         .unwrap();
+    let connection = wire_ops::leader_connection(&connection, &topic, 0)
+        .await
+        .unwrap();
     let offset = wire_ops::produce(
         &connection,
         &topic,
@@ -131,18 +138,14 @@ async fn acks_zero_is_written_without_a_response() {
 }
 
 #[tokio::test]
-async fn sqlite_broker_keeps_records_across_sigkill() {
+async fn a_node_keeps_acknowledged_records_across_sigkill() {
     if test_broker::is_external() {
-        eprintln!("KAFKA_BOOTSTRAP is set: this test restarts its own local broker, so it runs only without it");
+        eprintln!("KAFKA_BOOTSTRAP is set: this test kills a node of its own cluster, so it runs only without it");
         return;
     }
-    let mut broker = Broker::start(BrokerOptions {
-        storage: Storage::Sqlite,
-        die_with_parent: true,
-        ..Default::default()
-    })
-    .await
-    .expect("start a sqlite broker");
+    let mut broker = Cluster::start(test_broker::own_cluster(1))
+        .await
+        .expect("start a one-node cluster");
     let topic = unique_topic("durable");
     {
         let connection = connect(&broker.bootstrap(), None, ConnectionConfig::default())
@@ -162,9 +165,13 @@ async fn sqlite_broker_keeps_records_across_sigkill() {
         .await
         .unwrap();
     }
-    broker.kill();
-    broker.restart().await.expect("restart on the same data");
+    broker.kill(1);
+    broker.restart(1).await.expect("restart on the same data");
     let connection = connect(&broker.bootstrap(), None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    // The restarted node leads again once it has recovered its log.
+    let connection = wire_ops::leader_connection(&connection, &topic, 0)
         .await
         .unwrap();
     let fetched = wire_ops::fetch(&connection, &topic, 0, 0, false)

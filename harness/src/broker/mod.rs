@@ -1,51 +1,65 @@
-//! The local broker: nisshi 0.7.0 (formerly tansu), installed from crates.io and
-//! started on a free loopback port. See shared/BROKER.md for what it enforces.
+//! The local broker: an Apache Kafka cluster in KRaft mode on loopback, its
+//! jars resolved from Maven Central by Maven and cached.
 //!
-//! - [`install`]: find the cached binary or build it (about 16 minutes, once).
-//! - [`process`]: start, wait until ApiVersions answers, stop, kill, restart.
-//! - [`state`]: the state file that lets `harness broker stop` find a broker
+//! - [`install`]: find the cached jars for a Kafka version, or resolve them.
+//! - [`config`]: each node's `server.properties` (pure text, unit-tested).
+//! - [`node`]: one node's JVM process: start, kill, stop, pause, resume.
+//! - [`cluster`]: N nodes started together, optionally each behind its own
+//!   fault proxy; which node leads a partition or coordinates a group.
+//! - [`state`]: the state file that lets `harness broker stop` find a cluster
 //!   that `harness broker start` left running.
-//! - [`test_broker`]: the broker integration tests share, or `KAFKA_BOOTSTRAP`.
+//! - [`test_broker`]: the cluster integration tests share, or `KAFKA_BOOTSTRAP`.
 
+pub mod cluster;
+pub mod config;
 pub mod install;
-pub mod process;
+pub mod node;
 pub mod state;
 pub mod test_broker;
 
-pub use install::{broker_binary, install_broker, BROKER_VERSION};
-pub use process::{Broker, BrokerOptions, Storage, TlsFiles};
+pub use cluster::{Cluster, ClusterOptions, SaslUser, TlsFiles};
+pub use install::{install_kafka, installed_kafka, KafkaInstall, DEFAULT_KAFKA_VERSION};
+pub use node::signal;
 
 /// Launcher failures, each saying what to do next.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokerError {
-    /// No cached binary and installing was not asked for.
-    #[error("nisshi {BROKER_VERSION} is not installed at {path}. Install it once with `cargo run -p harness -- broker install` (or `.ci/install-broker`), which runs `cargo +nightly install nisshi@{BROKER_VERSION} --locked --features dynostore,libsql --root {root}`; or point tests at another broker with KAFKA_BOOTSTRAP=host:port")]
+    /// The jars of this Kafka version are not in the cache and installing was not asked for.
+    #[error("Apache Kafka {version} is not installed at {path}. Install it once with `cargo run -p harness -- broker install --version {version}` (Maven resolves it from Maven Central); or point tests at another cluster with KAFKA_BOOTSTRAP=host:port[,host:port]")]
     NotInstalled {
-        /// Where the binary was looked for.
+        /// Kafka version.
+        version: String,
+        /// Where the jars were looked for.
         path: String,
-        /// The install root.
-        root: String,
     },
-    /// `cargo install` failed.
-    #[error("installing nisshi failed ({status}); see the cargo output above. It needs the `nightly` toolchain (rustc ≥ 1.96): `rustup toolchain install nightly`")]
+    /// A tool the launcher needs is missing or too old.
+    #[error("{0}")]
+    MissingTool(String),
+    /// Maven could not resolve the jars.
+    #[error("resolving Apache Kafka {version} from Maven Central failed ({status}); Maven's output is above. Is `{version}` a published version of org.apache.kafka:kafka_2.13?")]
     InstallFailed {
+        /// Kafka version.
+        version: String,
         /// Exit status.
         status: String,
     },
-    /// The process did not start or exited early.
+    /// A process did not start or exited early.
     #[error("broker process failed: {0}")]
     Process(String),
-    /// The broker did not answer ApiVersions in time.
-    #[error("broker at {address} did not answer ApiVersions within {seconds} s; its log: {log}")]
+    /// The cluster did not become ready in time.
+    #[error("{what} not ready within {seconds} s; node logs: {logs}")]
     NotReady {
-        /// Address tried.
-        address: String,
+        /// What was waited for.
+        what: String,
         /// How long we waited.
         seconds: u64,
-        /// Log file path.
-        log: String,
+        /// Log files.
+        logs: String,
     },
+    /// A lookup against the running cluster failed.
+    #[error("{0}")]
+    Lookup(String),
     /// File-system errors around the working directory or state file.
     #[error("{context}: {source}")]
     Io {

@@ -1,57 +1,61 @@
-//! The state file of a broker left running by `harness broker start`.
+//! The state file of a cluster left running by `harness broker start`, which
+//! `harness broker stop|status` and the tests (as their shared cluster) read.
 
 use std::path::PathBuf;
 
-use super::process::{signal, Storage};
+use super::node::signal;
 use super::BrokerError;
 
-/// What `harness broker stop|status` needs to find the broker.
+/// What `harness broker stop|status` needs to find the cluster.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct BrokerState {
-    /// Process id.
-    pub pid: u32,
-    /// Listening port.
-    pub port: u16,
+pub struct ClusterState {
+    /// Kafka version.
+    pub version: String,
+    /// Node process ids.
+    pub pids: Vec<u32>,
+    /// The client bootstrap list.
+    pub bootstrap: String,
     /// Working directory.
     pub work_dir: PathBuf,
-    /// Storage engine.
-    pub storage: Storage,
 }
 
-impl BrokerState {
-    /// `127.0.0.1:PORT`.
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    /// True while the process exists.
+impl ClusterState {
+    /// True while every node process exists.
     pub fn is_alive(&self) -> bool {
-        signal(self.pid, 0)
+        !self.pids.is_empty() && self.pids.iter().all(|&pid| signal(pid, 0))
     }
 }
 
-/// `$HARNESS_STATE_DIR`, default `target/harness`.
+/// `$HARNESS_STATE_DIR`, default `$KAFKA_PURE_CACHE/state` (an absolute
+/// path, so test binaries find the cluster whatever their working directory).
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("HARNESS_STATE_DIR")
-        .map_or_else(|| PathBuf::from("target/harness"), PathBuf::from)
+    std::env::var_os("HARNESS_STATE_DIR").map_or_else(
+        || super::install::cache_root().join("state"),
+        PathBuf::from,
+    )
 }
 
 fn state_file() -> PathBuf {
-    state_dir().join("broker.json")
+    state_dir().join("cluster.json")
 }
 
-/// Saves the state of a started broker.
-pub fn save(state: &BrokerState) -> Result<(), BrokerError> {
+/// Saves the state of a started cluster.
+pub fn save(state: &ClusterState) -> Result<(), BrokerError> {
     std::fs::create_dir_all(state_dir())
         .map_err(BrokerError::io("creating the state directory"))?;
     let json = serde_json::to_string_pretty(state).expect("state serialises");
-    std::fs::write(state_file(), json).map_err(BrokerError::io("writing the broker state file"))
+    std::fs::write(state_file(), json).map_err(BrokerError::io("writing the cluster state file"))
 }
 
 /// Loads the saved state, if any.
-pub fn load() -> Option<BrokerState> {
+pub fn load() -> Option<ClusterState> {
     let json = std::fs::read_to_string(state_file()).ok()?;
     serde_json::from_str(&json).ok()
+}
+
+/// The running cluster `harness broker start` left, if any.
+pub fn running() -> Option<ClusterState> {
+    load().filter(ClusterState::is_alive)
 }
 
 /// Forgets the saved state.

@@ -5,7 +5,7 @@
 //! | `no-fault` | nothing |
 //! | `lost-produce-response` | the proxy drops the answers to Produce requests 3, 7, 15 and 31 after the broker appended them, then resets the connection |
 //! | `connection-resets` | the proxy kills every connection after 20–120 ms (seeded) |
-//! | `broker-restart` | the broker (sqlite storage) is SIGKILLed mid-run and restarted |
+//! | `broker-restart` | the node leading partition 0 is SIGKILLed mid-run and restarted on its data |
 //! | `consumer-crash` | `harness transform` is SIGKILLed mid-batch twice and restarted |
 //! | `producer-crash` | the producer is abandoned halfway (mid-transaction for exactly-once); a successor writes the rest |
 //! | `zombie-producer` | an old producer keeps writing beside its successor (same `transactional.id` for exactly-once: it is fenced) |
@@ -13,6 +13,11 @@
 //! Every scenario asserts its guarantee's promise: at-most-once → no
 //! duplicate; at-least-once → nothing lost; exactly-once → nothing lost, no
 //! duplicate, no aborted record read.
+//!
+//! One Apache Kafka cluster serves the whole run (every node behind its own
+//! fault proxy, topics at the cluster's default replication factor); each
+//! scenario gets fresh topics, group and transactional ids, and sets the
+//! proxies' faults afresh.
 
 pub mod workload;
 
@@ -22,9 +27,9 @@ use std::time::{Duration, Instant};
 use semantics::guarantee::Possibility;
 use semantics::{DeliveryGuarantee, Guarantee};
 
-use crate::broker::{Broker, BrokerOptions, Storage};
+use crate::broker::{Cluster, ClusterOptions};
 use crate::checker::{check, Anomalies, Sent};
-use crate::proxy::{reserve_port, FaultProxy, Faults};
+use crate::proxy::Faults;
 use workload::{read_back, Workload};
 
 /// The faults.
@@ -76,7 +81,7 @@ impl Scenario {
         Self::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    fn needs_local_broker(self) -> bool {
+    fn needs_local_cluster(self) -> bool {
         matches!(
             self,
             Self::LostProduceResponse | Self::ConnectionResets | Self::BrokerRestart
@@ -87,8 +92,12 @@ impl Scenario {
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
-    /// An external broker; `None` starts local ones.
+    /// An external cluster; `None` starts a local one.
     pub bootstrap: Option<String>,
+    /// Nodes of the local cluster.
+    pub brokers: usize,
+    /// Apache Kafka version of the local cluster.
+    pub version: String,
     /// Records per scenario.
     pub records: u64,
     /// Seed for fault timing.
@@ -136,11 +145,12 @@ pub fn keeps_promise(guarantee: Guarantee, anomalies: &Anomalies) -> bool {
     no_dup && no_loss && committed_only
 }
 
-/// Runs one scenario on a fresh topic (and a fresh local broker without `bootstrap`).
+/// Runs one scenario on fresh topics of `stage`.
 pub async fn run(
     guarantee: Guarantee,
     scenario: Scenario,
     options: &VerifyOptions,
+    stage: &mut Stage,
 ) -> ScenarioResult {
     let started = Instant::now();
     let mut result = ScenarioResult {
@@ -157,12 +167,13 @@ pub async fn run(
         skipped: None,
         elapsed_ms: 0,
     };
-    if options.bootstrap.is_some() && scenario.needs_local_broker() {
-        result.skipped = Some("needs the local broker (proxy or restart)".into());
+    if stage.cluster.is_none() && scenario.needs_local_cluster() {
+        result.skipped = Some("needs the local cluster (proxy or restart)".into());
         result.passed = true;
         return result;
     }
-    match scenarios::run(guarantee, scenario, options).await {
+    stage.set_faults(None);
+    match scenarios::run(guarantee, scenario, options, stage).await {
         Ok((anomalies, faults)) => {
             result.faults = faults;
             result.lost = anomalies.lost;
@@ -183,60 +194,82 @@ pub async fn run(
 
 mod scenarios;
 
-/// A broker for one scenario: local (optionally behind a proxy) or external.
-struct Stage {
-    broker: Option<Broker>,
-    proxy: Option<FaultProxy>,
-    direct: String,
+/// The cluster the scenarios run on: a local one, each node behind its own
+/// fault proxy, or an external one (`--bootstrap`).
+pub struct Stage {
+    cluster: Option<Cluster>,
+    external: Option<String>,
 }
 
 impl Stage {
-    async fn new(
-        options: &VerifyOptions,
-        faults: Option<Faults>,
-        storage: Storage,
-    ) -> Result<Self, Error> {
+    /// Starts the local cluster, unless `options.bootstrap` names one.
+    pub async fn start(options: &VerifyOptions) -> Result<Self, Error> {
         if let Some(bootstrap) = &options.bootstrap {
             return Ok(Self {
-                broker: None,
-                proxy: None,
-                direct: bootstrap.clone(),
+                cluster: None,
+                external: Some(bootstrap.clone()),
             });
         }
-        let proxy_port = faults.as_ref().map(|_| reserve_port()).transpose()?;
-        let broker = Broker::start(BrokerOptions {
-            storage,
-            advertised_port: proxy_port,
+        let cluster = Cluster::start(ClusterOptions {
+            brokers: options.brokers,
+            version: options.version.clone(),
+            proxied: true,
             die_with_parent: true,
-            ..Default::default()
+            ..ClusterOptions::default()
         })
         .await?;
-        let proxy = match (faults, proxy_port) {
-            (Some(faults), Some(port)) => {
-                Some(FaultProxy::start(port, broker.bootstrap(), faults, options.seed).await?)
-            }
-            _ => None,
-        };
         Ok(Self {
-            direct: broker.bootstrap(),
-            broker: Some(broker),
-            proxy,
+            cluster: Some(cluster),
+            external: None,
         })
     }
 
-    /// Faults the proxy injected so far.
+    /// The `broker` object of the JSON report.
+    pub fn describe(&self) -> serde_json::Value {
+        match &self.cluster {
+            Some(cluster) => serde_json::json!({
+                "kind": "apache-kafka",
+                "version": cluster.version(),
+                "brokers": cluster.node_ids().len(),
+                "start_up_ms": cluster.start_up_time().as_millis(),
+            }),
+            None => serde_json::json!({
+                "kind": "external",
+                "bootstrap": self.external,
+            }),
+        }
+    }
+
+    /// The local cluster, if any.
+    pub fn cluster(&mut self) -> Option<&mut Cluster> {
+        self.cluster.as_mut()
+    }
+
+    /// Sets every proxy's faults (none: a clean pass-through).
+    fn set_faults(&self, faults: Option<Faults>) {
+        if let Some(cluster) = &self.cluster {
+            cluster.set_faults(&faults.unwrap_or_default());
+        }
+    }
+
+    /// Faults the proxies injected since they were last set.
     fn proxy_faults(&self) -> u64 {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.proxy.as_ref().map_or(0, |p| {
-            p.stats.dropped_responses.load(Relaxed) + p.stats.chaos_kills.load(Relaxed)
-        })
+        self.cluster.as_ref().map_or(0, Cluster::proxy_faults)
     }
 
-    /// Where clients connect: the proxy when there is one.
+    /// Stops injecting faults: the checker observes, it is not under test.
+    fn heal(&self) {
+        for proxy in self.cluster.iter().flat_map(|c| c.proxies()) {
+            proxy.heal();
+        }
+    }
+
+    /// Where clients connect: the proxies when local.
     fn bootstrap(&self) -> String {
-        self.proxy
-            .as_ref()
-            .map_or_else(|| self.direct.clone(), FaultProxy::address)
+        match &self.cluster {
+            Some(cluster) => cluster.bootstrap(),
+            None => self.external.clone().unwrap_or_default(),
+        }
     }
 }
 
@@ -282,9 +315,7 @@ async fn checked(
     sent: &[Sent],
 ) -> Result<Anomalies, Error> {
     // The checker observes; it is not under test: no faults on its reads.
-    if let Some(proxy) = &stage.proxy {
-        proxy.heal();
-    }
+    stage.heal();
     let read_committed = guarantee == Guarantee::ExactlyOnce;
     let read = read_back(
         &stage.bootstrap(),

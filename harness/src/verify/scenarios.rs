@@ -7,7 +7,6 @@ use semantics::{DeliveryGuarantee, Guarantee};
 
 use super::workload::produce;
 use super::{checked, create_topic, unique, workload, Error, Scenario, Stage, VerifyOptions};
-use crate::broker::Storage;
 use crate::checker::{Anomalies, Sent};
 use crate::proxy::Faults;
 
@@ -18,54 +17,56 @@ pub(super) async fn run(
     guarantee: Guarantee,
     scenario: Scenario,
     options: &VerifyOptions,
+    stage: &mut Stage,
 ) -> Result<(Anomalies, u64), Error> {
     match scenario {
-        Scenario::NoFault => simple(guarantee, options, None).await,
+        Scenario::NoFault => simple(guarantee, options, stage, None).await,
         Scenario::LostProduceResponse => {
             let faults = Faults {
                 drop_responses: HashMap::from([(0, vec![2, 4, 6, 8])]),
                 ..Faults::default()
             };
-            simple(guarantee, options, Some(faults)).await
+            simple(guarantee, options, stage, Some(faults)).await
         }
         Scenario::ConnectionResets => {
             let faults = Faults {
                 chaos: Some((Duration::from_millis(20), Duration::from_millis(120))),
                 ..Faults::default()
             };
-            simple(guarantee, options, Some(faults)).await
+            simple(guarantee, options, stage, Some(faults)).await
         }
-        Scenario::BrokerRestart => broker_restart(guarantee, options).await,
-        Scenario::ConsumerCrash => consumer_crash(guarantee, options).await,
-        Scenario::ProducerCrash => producer_crash(guarantee, options).await,
-        Scenario::ZombieProducer => zombie(guarantee, options).await,
+        Scenario::BrokerRestart => broker_restart(guarantee, options, stage).await,
+        Scenario::ConsumerCrash => consumer_crash(guarantee, options, stage).await,
+        Scenario::ProducerCrash => producer_crash(guarantee, options, stage).await,
+        Scenario::ZombieProducer => zombie(guarantee, options, stage).await,
     }
 }
 
 async fn simple(
     guarantee: Guarantee,
     options: &VerifyOptions,
+    stage: &mut Stage,
     faults: Option<Faults>,
 ) -> Result<(Anomalies, u64), Error> {
-    let stage = Stage::new(options, faults, Storage::Memory).await?;
     let topic = unique("verify");
-    create_topic(&stage.direct, &topic, PARTITIONS).await?;
-    let mut w = workload(&stage, &topic, guarantee, options.records);
+    create_topic(&stage.bootstrap(), &topic, PARTITIONS).await?;
+    let mut w = workload(stage, &topic, guarantee, options.records);
     // A run of at least ~1 s: the proxy's faults land mid-stream.
-    w.pace = stage.proxy.as_ref().map(|_| Duration::from_millis(10));
+    w.pace = faults.as_ref().map(|_| Duration::from_millis(10));
+    stage.set_faults(faults);
     let sent = produce(&w).await;
     let injected = stage.proxy_faults();
-    Ok((checked(&stage, &topic, guarantee, &sent).await?, injected))
+    Ok((checked(stage, &topic, guarantee, &sent).await?, injected))
 }
 
 async fn broker_restart(
     guarantee: Guarantee,
     options: &VerifyOptions,
+    stage: &mut Stage,
 ) -> Result<(Anomalies, u64), Error> {
-    let mut stage = Stage::new(options, None, Storage::Sqlite).await?;
     let topic = unique("verify-restart");
-    create_topic(&stage.direct, &topic, PARTITIONS).await?;
-    let w = workload(&stage, &topic, guarantee, options.records);
+    create_topic(&stage.bootstrap(), &topic, PARTITIONS).await?;
+    let w = workload(stage, &topic, guarantee, options.records);
     let progress = w.progress.clone();
     let writer = tokio::spawn(async move { produce(&w).await });
     // Kill once a third of the records are handed over: the rest is in flight.
@@ -74,15 +75,17 @@ async fn broker_restart(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let mut faults = 0;
-    if let Some(broker) = stage.broker.as_mut() {
+    if let Some(cluster) = stage.cluster() {
+        // The node leading partition 0: its clients must move to the new leader.
+        let victim = cluster.leader_of(&topic, 0).await?.unwrap_or(1);
         if !writer.is_finished() {
             faults += 1;
         }
-        broker.kill();
-        broker.restart().await?;
+        cluster.kill(victim);
+        cluster.restart(victim).await?;
     }
     let sent = writer.await?;
-    Ok((checked(&stage, &topic, guarantee, &sent).await?, faults))
+    Ok((checked(stage, &topic, guarantee, &sent).await?, faults))
 }
 
 /// Input written cleanly; `harness transform` SIGKILLed twice mid-batch, then
@@ -90,13 +93,13 @@ async fn broker_restart(
 async fn consumer_crash(
     guarantee: Guarantee,
     options: &VerifyOptions,
+    stage: &mut Stage,
 ) -> Result<(Anomalies, u64), Error> {
-    let stage = Stage::new(options, None, Storage::Memory).await?;
     let (input, output) = (unique("verify-in"), unique("verify-out"));
-    create_topic(&stage.direct, &input, PARTITIONS).await?;
-    create_topic(&stage.direct, &output, PARTITIONS).await?;
+    create_topic(&stage.bootstrap(), &input, PARTITIONS).await?;
+    create_topic(&stage.bootstrap(), &output, PARTITIONS).await?;
     // The input is written at-least-once; the guarantee under test is the processor's.
-    let clean = workload(&stage, &input, Guarantee::AtLeastOnce, options.records);
+    let clean = workload(stage, &input, Guarantee::AtLeastOnce, options.records);
     let sent: Vec<Sent> = produce(&clean).await;
     let bootstrap = stage.bootstrap();
     let (group, id) = (unique("verify-group"), unique("verify-transform"));
@@ -137,7 +140,7 @@ async fn consumer_crash(
     if !status.success() {
         return Err(format!("harness transform exited with {status}").into());
     }
-    Ok((checked(&stage, &output, guarantee, &sent).await?, kills))
+    Ok((checked(stage, &output, guarantee, &sent).await?, kills))
 }
 
 /// The first producer is abandoned halfway (mid-transaction for
@@ -145,12 +148,12 @@ async fn consumer_crash(
 async fn producer_crash(
     guarantee: Guarantee,
     options: &VerifyOptions,
+    stage: &mut Stage,
 ) -> Result<(Anomalies, u64), Error> {
-    let stage = Stage::new(options, None, Storage::Memory).await?;
     let topic = unique("verify-crash");
-    create_topic(&stage.direct, &topic, PARTITIONS).await?;
+    create_topic(&stage.bootstrap(), &topic, PARTITIONS).await?;
     let half = options.records / 2;
-    let mut first = workload(&stage, &topic, guarantee, options.records);
+    let mut first = workload(stage, &topic, guarantee, options.records);
     first.crash_after = Some(half + first.txn_size / 2);
     let mut sent = produce(&first).await;
     let mut successor = first.clone();
@@ -159,17 +162,20 @@ async fn producer_crash(
     successor.producer = 1;
     successor.records = options.records - half;
     sent.extend(produce(&successor).await);
-    Ok((checked(&stage, &topic, guarantee, &sent).await?, 1))
+    Ok((checked(stage, &topic, guarantee, &sent).await?, 1))
 }
 
 /// An old producer goes on writing beside its successor. With a
 /// transactional id the successor fences it: its open transaction is aborted
 /// and everything it tries afterwards fails.
-async fn zombie(guarantee: Guarantee, options: &VerifyOptions) -> Result<(Anomalies, u64), Error> {
-    let stage = Stage::new(options, None, Storage::Memory).await?;
+async fn zombie(
+    guarantee: Guarantee,
+    options: &VerifyOptions,
+    stage: &mut Stage,
+) -> Result<(Anomalies, u64), Error> {
     let topic = unique("verify-zombie");
-    create_topic(&stage.direct, &topic, PARTITIONS).await?;
-    let old = workload(&stage, &topic, guarantee, options.records / 2);
+    create_topic(&stage.bootstrap(), &topic, PARTITIONS).await?;
+    let old = workload(stage, &topic, guarantee, options.records / 2);
     let mut successor = old.clone();
     successor.first_id = options.records * 2;
     successor.producer = 1;
@@ -184,5 +190,5 @@ async fn zombie(guarantee: Guarantee, options: &VerifyOptions) -> Result<(Anomal
     // For exactly-once, what the fenced producer did not see committed is
     // marked aborted: reading it would be an `aborted_read`.
     sent.extend(zombie.await?);
-    Ok((checked(&stage, &topic, guarantee, &sent).await?, 1))
+    Ok((checked(stage, &topic, guarantee, &sent).await?, 1))
 }

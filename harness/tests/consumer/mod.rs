@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::broker::test_broker;
-use harness::broker::{Broker, BrokerOptions};
+use harness::broker::{Cluster, ClusterOptions};
 use harness::fixtures::{rdkafka, unique_topic, SCRIPT};
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
@@ -219,16 +219,11 @@ async fn read_all(bootstrap: &str, topic: &str, isolation: &str, idle: Duration)
     values
 }
 
-/// nisshi sends an empty aborted-transactions list (shared/BROKER.md): this
-/// passes only because the consumer also honours the abort markers.
+/// Kafka names librdkafka's aborted transactions in every read_committed
+/// Fetch response; the consumer must hide exactly those records.
 #[tokio::test]
 async fn read_committed_hides_librdkafka_aborted_transactions() {
-    // Its own broker: a transactional producer bumps the epoch of the one
-    // producer id nisshi hands out, which would fence other tests' producers.
-    let broker = Broker::start(BrokerOptions::default())
-        .await
-        .expect("broker");
-    let bootstrap = broker.bootstrap();
+    let bootstrap = test_broker::bootstrap();
     let topic = topic_with_partitions(&bootstrap, "read-committed", 1).await;
     let out = rdkafka(&["transactions", "--bootstrap", &bootstrap, "--topic", &topic])
         .await
@@ -369,27 +364,28 @@ async fn mixed_group(librdkafka_leads: bool) {
 /// no silent skip — until the application seeks.
 #[tokio::test]
 async fn a_corrupt_batch_is_an_error_for_its_partition() {
-    let proxy_port = harness::proxy::reserve_port().unwrap();
-    let options = BrokerOptions {
-        advertised_port: Some(proxy_port),
-        die_with_parent: true,
-        ..Default::default()
-    };
-    let broker = Broker::start(options).await.expect("broker");
-    let faults = harness::proxy::Faults {
-        corrupt_responses: HashMap::from([(1, vec![1])]), // the first Fetch
-        ..Default::default()
-    };
-    let proxy = harness::proxy::FaultProxy::start(proxy_port, broker.bootstrap(), faults, 1)
-        .await
-        .unwrap();
-    let topic = topic_with_partitions(&broker.bootstrap(), "corrupt", 1).await;
+    if test_broker::is_external() {
+        eprintln!("KAFKA_BOOTSTRAP is set: this test needs a proxied cluster of its own, so it runs only without it");
+        return;
+    }
+    let cluster = Cluster::start(ClusterOptions {
+        proxied: true,
+        ..test_broker::own_cluster(1)
+    })
+    .await
+    .expect("a proxied one-node cluster");
+    let bootstrap = cluster.bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "corrupt", 1).await;
     // Three batches: 0–9, 10–19, 20–29.
     for batch in 0..3 {
-        fill_range(&broker.bootstrap(), &topic, batch * 10..batch * 10 + 10).await;
+        fill_range(&bootstrap, &topic, batch * 10..batch * 10 + 10).await;
     }
+    cluster.set_faults(&harness::proxy::Faults {
+        corrupt_responses: HashMap::from([(1, vec![1])]), // the first Fetch
+        ..Default::default()
+    });
 
-    let mut consumer = consumer(&proxy.address(), &[]);
+    let mut consumer = consumer(&bootstrap, &[]);
     let tp = TopicPartition::new(&topic, 0);
     consumer.assign(vec![tp.clone()]).await.unwrap();
     let mut offsets = Vec::new();
@@ -420,7 +416,9 @@ async fn a_corrupt_batch_is_an_error_for_its_partition() {
         other => panic!("expected Corrupt at offset 20, got {other:?}"),
     }
     assert_eq!(
-        proxy
+        cluster
+            .proxy(1)
+            .expect("proxied")
             .stats
             .corrupted_responses
             .load(std::sync::atomic::Ordering::Relaxed),

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::broker::{Broker, BrokerOptions};
+use harness::broker::test_broker;
 use harness::fixtures::unique_topic;
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
@@ -19,16 +19,6 @@ use semantics::patterns::dlq::{DeadLetter, FailureClass, OnFailure};
 use semantics::patterns::retry::RetryPolicy;
 use semantics::{DeliveryGuarantee, Guarantee, Producer, ProducerRecord};
 
-/// A broker of the test's own (nisshi shares one producer id between
-/// producers; transactional epoch bumps must not reach other tests).
-async fn broker() -> Broker {
-    Broker::start(BrokerOptions {
-        die_with_parent: true,
-        ..Default::default()
-    })
-    .await
-    .expect("broker")
-}
 
 /// Input topic (2 partitions) with `count` records `in-i`, and an empty output topic.
 async fn topics(bootstrap: &str, count: usize) -> (String, String) {
@@ -102,8 +92,7 @@ fn assert_promise(guarantee: Guarantee, lost: usize, duplicated: usize, what: &s
 /// The handler fails once on every 50th record.
 async fn failing_handler(guarantee: Guarantee) {
     const COUNT: usize = 2_000;
-    let broker = broker().await;
-    let bootstrap = broker.bootstrap();
+    let bootstrap = test_broker::bootstrap();
     let (input, output) = topics(&bootstrap, COUNT).await;
     let mut config = ProcessorConfig::new(&bootstrap, unique_topic("g-group"));
     config.batching = LoopOptions {
@@ -165,8 +154,7 @@ async fn exactly_once_aborts_and_reprocesses_what_the_handler_fails() {
 /// `harness transform` under `guarantee`, SIGKILLed `kills` times at
 /// deterministic points, then run to the end.
 async fn killed_mid_batch(guarantee: Guarantee, count: usize, kills: usize) {
-    let broker = broker().await;
-    let bootstrap = broker.bootstrap();
+    let bootstrap = test_broker::bootstrap();
     let (input, output) = topics(&bootstrap, count).await;
     let group = unique_topic("g-kill");
     let transactional_id = unique_topic("g-kill-id");
@@ -250,17 +238,24 @@ async fn exactly_once_killed_five_times_over_100k_records() {
 /// guarantee keeps its promise under every fault, and every fault hit.
 #[tokio::test]
 async fn the_verify_matrix_keeps_every_promise() {
-    use harness::verify::{run, Scenario, VerifyOptions};
+    use harness::verify::{run, Scenario, Stage, VerifyOptions};
+    if test_broker::is_external() {
+        eprintln!("KAFKA_BOOTSTRAP is set: the matrix needs a proxied cluster of its own, so it runs only without it");
+        return;
+    }
     let options = VerifyOptions {
         bootstrap: None,
+        brokers: 3,
+        version: harness::broker::install::kafka_version(),
         records: 10_000,
         seed: 7,
         harness_exe: env!("CARGO_BIN_EXE_harness").into(),
     };
+    let mut stage = Stage::start(&options).await.expect("a proxied 3-node cluster");
     let mut failures = Vec::new();
     for guarantee in Guarantee::ALL {
         for scenario in Scenario::ALL {
-            let r = run(guarantee, scenario, &options).await;
+            let r = run(guarantee, scenario, &options, &mut stage).await;
             let fault_missing = scenario != Scenario::NoFault && r.faults == 0;
             if !r.passed || r.skipped.is_some() || fault_missing {
                 failures.push(format!("{r:?}"));
@@ -274,8 +269,7 @@ async fn the_verify_matrix_keeps_every_promise() {
 /// retries, with its context; everything else is processed, nothing lost.
 async fn poison_pill_is_dead_lettered(guarantee: Guarantee) {
     const COUNT: usize = 500;
-    let broker = broker().await;
-    let bootstrap = broker.bootstrap();
+    let bootstrap = test_broker::bootstrap();
     let (input, output) = topics(&bootstrap, COUNT).await;
     let dlq = unique_topic("g-dlq");
     let connection = connect(&bootstrap, None, ConnectionConfig::default())

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use harness::broker::{Broker, BrokerOptions};
+use harness::broker::{test_broker, Cluster};
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
 use kafka_wire::records::Header;
@@ -18,12 +18,10 @@ use semantics::{ProduceError, Producer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_record_lands_in_the_dlq_with_its_context() {
-    let broker = Broker::start(BrokerOptions {
-        die_with_parent: true,
-        ..Default::default()
-    })
-    .await
-    .expect("start the broker");
+    // A cluster of its own: the topic names are fixed.
+    let broker = Cluster::start(test_broker::own_cluster(1))
+        .await
+        .expect("start a one-node cluster");
     let bootstrap = broker.bootstrap();
     let topic = "payments.DLT";
     let connection = connect(&bootstrap, None, ConnectionConfig::default())

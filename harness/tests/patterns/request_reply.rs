@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use harness::broker::{Broker, BrokerOptions};
+use harness::broker::{test_broker, Cluster};
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
 use semantics::patterns::request_reply::{
@@ -45,12 +45,10 @@ async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_get_their_replies_and_strays_are_counted() {
-    let broker = Broker::start(BrokerOptions {
-        die_with_parent: true,
-        ..Default::default()
-    })
-    .await
-    .expect("start the broker");
+    // A cluster of its own: the topic names are fixed.
+    let broker = Cluster::start(test_broker::own_cluster(1))
+        .await
+        .expect("start a one-node cluster");
     let bootstrap = broker.bootstrap();
     let connection = connect(&bootstrap, None, ConnectionConfig::default())
         .await

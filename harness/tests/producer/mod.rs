@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use harness::broker::test_broker;
-use harness::broker::{Broker, BrokerOptions};
+use harness::broker::{Cluster, ClusterOptions};
 use harness::proxy::{reserve_port, FaultProxy, Faults};
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
@@ -148,15 +148,12 @@ async fn produce_all(
     futures
 }
 
-/// On its own broker: nisshi 0.7.0 gives every idempotent producer the same
-/// producer id and bumps its epoch on each InitProducerId, so concurrent
-/// producers (other tests, librdkafka) fence one another — and in one run in
-/// ten a batch fenced mid-write was also appended, which a retry then
-/// duplicated. Apache Kafka gives each producer its own id.
+/// On the shared cluster, beside other tests' producers: Apache Kafka gives
+/// each idempotent producer its own id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_records_arrive_exactly_once_and_in_order() {
     const COUNT: usize = 1_000_000;
-    let (_broker, bootstrap) = own_broker().await;
+    let bootstrap = test_broker::bootstrap();
     let topic = fresh_topic(&bootstrap, "million").await;
     let producer = producer(&bootstrap, &[]);
     let futures = produce_all(&producer, &topic, COUNT).await;
@@ -172,35 +169,25 @@ async fn a_million_records_arrive_exactly_once_and_in_order() {
     assert_exactly_once_in_order(&values, COUNT);
 }
 
-/// A broker of the test's own that advertises a fault proxy in front of it,
-/// so that every connection the client opens goes through the proxy.
-async fn proxied_broker(faults: Faults, seed: u64) -> (Broker, FaultProxy) {
-    let proxy_port = reserve_port().unwrap();
-    let options = BrokerOptions {
-        advertised_port: Some(proxy_port),
-        die_with_parent: true,
-        ..Default::default()
-    };
-    let broker = Broker::start(options).await.expect("broker");
-    let proxy = FaultProxy::start(proxy_port, broker.bootstrap(), faults, seed)
-        .await
-        .unwrap();
-    (broker, proxy)
+/// A one-node cluster of the test's own whose node advertises a fault proxy
+/// in front of it, so that every connection the client opens goes through
+/// the proxy.
+async fn proxied_broker(faults: Faults) -> Cluster {
+    let cluster = Cluster::start(ClusterOptions {
+        proxied: true,
+        ..test_broker::own_cluster(1)
+    })
+    .await
+    .expect("a proxied one-node cluster");
+    cluster.set_faults(&faults);
+    cluster
 }
 
-/// A broker of this test's own, or the external one (`KAFKA_BOOTSTRAP`).
-async fn own_broker() -> (Option<Broker>, String) {
-    if test_broker::is_external() {
-        return (None, test_broker::bootstrap());
-    }
-    let options = BrokerOptions {
-        die_with_parent: true,
-        ..Default::default()
-    };
-    let broker = Broker::start(options).await.expect("start a broker");
-    let bootstrap = broker.bootstrap();
-    (Some(broker), bootstrap)
+/// The fault proxy of a [`proxied_broker`].
+fn proxy_of(cluster: &Cluster) -> &FaultProxy {
+    cluster.proxy(1).expect("proxied")
 }
+
 
 #[tokio::test]
 async fn a_record_over_max_request_size_fails_alone() {
@@ -271,7 +258,8 @@ async fn connections_killed_mid_request_lead_to_retries_not_loss() {
         chaos: Some((Duration::from_millis(30), Duration::from_millis(120))),
         ..Faults::default()
     };
-    let (broker, proxy) = proxied_broker(faults, 7).await;
+    let broker = proxied_broker(faults).await;
+    let proxy = proxy_of(&broker);
     let topic = unique_topic("chaos");
     let producer = producer(
         &proxy.address(),
@@ -297,6 +285,7 @@ async fn connections_killed_mid_request_lead_to_retries_not_loss() {
         kills > 2,
         "the proxy killed {kills} connections: too few to prove anything"
     );
+    proxy.heal();
     let values = read_back(&broker.bootstrap(), &topic, COUNT).await;
     assert_exactly_once_in_order(&values, COUNT);
 }
@@ -313,7 +302,8 @@ async fn through_lost_responses(
         drop_responses: HashMap::from([(0i16, dropped)]),
         ..Faults::default()
     };
-    let (broker, proxy) = proxied_broker(faults, 11).await;
+    let broker = proxied_broker(faults).await;
+    let proxy = proxy_of(&broker);
     let topic = unique_topic("lost-response");
     let idempotence = if idempotent { "true" } else { "false" };
     let settings = [
@@ -338,6 +328,7 @@ async fn through_lost_responses(
         dropped >= 2,
         "the proxy dropped {dropped} responses: the fault did not happen"
     );
+    proxy.heal();
     (
         read_back(&broker.bootstrap(), &topic, count + 10_000).await,
         metrics,

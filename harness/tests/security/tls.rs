@@ -1,10 +1,11 @@
-//! TLS against nisshi with a self-signed certificate for 127.0.0.1, made by
-//! the `openssl` command line for each run.
+//! TLS against Apache Kafka (a PEM key store on the client listener) with a
+//! self-signed certificate for 127.0.0.1, made by the `openssl` command line
+//! for each run.
 
 use std::path::Path;
 use std::process::Command;
 
-use harness::broker::{Broker, BrokerOptions, TlsFiles};
+use harness::broker::{test_broker, Cluster, ClusterOptions, TlsFiles};
 use kafka_wire::conn::{connect, ConnectionConfig, TlsConfig};
 
 fn self_signed(dir: &Path, name: &str) -> TlsFiles {
@@ -54,19 +55,18 @@ fn self_signed(dir: &Path, name: &str) -> TlsFiles {
 #[tokio::test]
 async fn tls_connects_to_a_trusted_broker_and_refuses_an_untrusted_one() {
     if harness::broker::test_broker::is_external() {
-        eprintln!("KAFKA_BOOTSTRAP is set: the TLS test starts its own nisshi, so it runs only without it");
+        eprintln!("KAFKA_BOOTSTRAP is set: the TLS test starts a cluster of its own, so it runs only without it");
         return;
     }
     let dir = std::env::temp_dir().join(format!("kafka-pure-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let served = self_signed(&dir, "broker");
     let stranger = self_signed(&dir, "stranger");
-    let options = BrokerOptions {
+    let options = ClusterOptions {
         tls: Some(served.clone()),
-        die_with_parent: true,
-        ..Default::default()
+        ..test_broker::own_cluster(1)
     };
-    let broker = Broker::start(options).await.expect("start a TLS broker");
+    let broker = Cluster::start(options).await.expect("start a TLS cluster");
 
     let trusted = TlsConfig {
         ca_location: Some(served.cert.clone()),

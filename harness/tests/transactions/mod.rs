@@ -1,14 +1,12 @@
-//! Transactions against the real broker, each test on a broker of its own
-//! (nisshi hands every producer the same id: a transactional epoch bump would
-//! fence other tests' producers). nisshi sends no aborted-transactions list,
-//! so read_committed here rests on the abort markers (shared/BROKER.md).
+//! Transactions against Apache Kafka: on the shared test cluster, except
+//! where a test needs a fault proxy in front of a cluster of its own.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
-use harness::broker::{Broker, BrokerOptions};
+use harness::broker::{test_broker, Cluster, ClusterOptions};
 use harness::fixtures::unique_topic;
-use harness::proxy::{reserve_port, FaultProxy, Faults};
+use harness::proxy::FaultProxy;
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
 use kafka_wire::records::BatchReader;
@@ -16,14 +14,14 @@ use semantics::consumer::{Consumer, TopicPartition};
 use semantics::producer::TransactionError;
 use semantics::{Producer, ProducerRecord};
 
-async fn own_broker(advertised_port: Option<u16>) -> Broker {
-    Broker::start(BrokerOptions {
-        advertised_port,
-        die_with_parent: true,
-        ..Default::default()
+/// A one-node cluster of the test's own behind a fault proxy.
+async fn proxied_cluster() -> Cluster {
+    Cluster::start(ClusterOptions {
+        proxied: true,
+        ..test_broker::own_cluster(1)
     })
     .await
-    .expect("broker")
+    .expect("a proxied one-node cluster")
 }
 
 async fn topic(bootstrap: &str, prefix: &str) -> String {
@@ -82,8 +80,7 @@ async fn send_all(producer: &Producer, topic: &str, values: impl IntoIterator<It
 
 #[tokio::test]
 async fn a_hundred_transactions_every_third_aborted() {
-    let broker = own_broker(None).await;
-    let bootstrap = broker.bootstrap();
+    let bootstrap = test_broker::bootstrap();
     let topic = topic(&bootstrap, "txn-100").await;
     let producer = transactional(&bootstrap, &unique_topic("txn"), &[]);
     producer.init_transactions().await.unwrap();
@@ -121,8 +118,7 @@ async fn a_hundred_transactions_every_third_aborted() {
 /// classification is covered by the scripted-broker test below.)
 #[tokio::test]
 async fn a_zombie_producer_is_fenced() {
-    let broker = own_broker(None).await;
-    let bootstrap = broker.bootstrap();
+    let bootstrap = test_broker::bootstrap();
     let topic = topic(&bootstrap, "txn-zombie").await;
     let id = unique_topic("zombie");
     let zombie = transactional(&bootstrap, &id, &[]);
@@ -175,12 +171,9 @@ async fn a_zombie_producer_is_fenced() {
 /// epoch, so a late EndTxn of the old one cannot touch it.
 #[tokio::test]
 async fn an_unknown_commit_outcome_forces_a_new_epoch() {
-    let proxy_port = reserve_port().unwrap();
-    let broker = own_broker(Some(proxy_port)).await;
-    let proxy = FaultProxy::start(proxy_port, broker.bootstrap(), Faults::default(), 7)
-        .await
-        .unwrap();
-    let bootstrap = proxy.address();
+    let cluster = proxied_cluster().await;
+    let proxy: &FaultProxy = cluster.proxy(1).expect("proxied");
+    let bootstrap = cluster.bootstrap();
     let topic = topic(&bootstrap, "txn-torn").await;
     let settings = [
         ("request.timeout.ms", "1000"),

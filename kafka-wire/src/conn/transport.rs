@@ -32,12 +32,36 @@ pub enum Transport {
 
 /// Connects to `address` (`host:port`), optionally with TLS, and runs the
 /// connection handshake (ApiVersions, then SASL when configured).
+///
+/// `address` may also be a bootstrap list (`host:port,host:port,…`): the
+/// addresses are tried in order and the first that accepts the TCP
+/// connection is used, so a node that is down does not stop a client that
+/// knows the others.
 pub async fn connect(
     address: &str,
     tls: Option<&TlsConfig>,
     config: ConnectionConfig,
 ) -> Result<Connection, ConnError> {
-    let tcp = TcpStream::connect(address).await?;
+    let mut last_error = None;
+    for candidate in address.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        match TcpStream::connect(candidate).await {
+            Ok(tcp) => return handshake(tcp, candidate, tls, config).await,
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty broker address")
+        })
+        .into())
+}
+
+async fn handshake(
+    tcp: TcpStream,
+    address: &str,
+    tls: Option<&TlsConfig>,
+    config: ConnectionConfig,
+) -> Result<Connection, ConnError> {
     tcp.set_nodelay(true)?;
     let transport = match tls {
         None => Transport::Tcp(tcp),

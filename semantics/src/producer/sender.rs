@@ -148,12 +148,9 @@ impl Sender {
                 .map_err(ConnError::from)?;
             // Bumping an existing id needs v3+ (KIP-360); older brokers hand out a new id.
             let (bump_id, bump_epoch) = if version >= 3 { (id, epoch) } else { (-1, -1) };
-            let request = InitProducerIdRequest::default()
-                .with_transaction_timeout_ms(
-                    i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX),
-                )
-                .with_producer_id(bump_id.into())
-                .with_producer_epoch(bump_epoch);
+            let timeout_ms =
+                i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX);
+            let request = idempotent_init_request(timeout_ms, bump_id, bump_epoch);
             Ok::<_, ProduceError>(connection.send(&request).await?)
         }
         .await;
@@ -611,5 +608,32 @@ impl Sender {
         for batch in batches {
             self.shared.complete_batch(&batch, Err(error.clone()));
         }
+    }
+}
+
+/// InitProducerId of an idempotent (non-transactional) producer: a new id
+/// when `id` is −1, else the KIP-360 bump of `id`/`epoch`. The transactional
+/// id is null, not the empty string the message's default holds: Apache
+/// Kafka refuses an empty one with INVALID_REQUEST.
+fn idempotent_init_request(timeout_ms: i32, id: i64, epoch: i16) -> InitProducerIdRequest {
+    InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(timeout_ms)
+        .with_producer_id(id.into())
+        .with_producer_epoch(epoch)
+}
+
+#[cfg(test)]
+mod init_request_tests {
+    use super::idempotent_init_request;
+
+    /// Found on Apache Kafka: the default held `Some("")`, which Kafka
+    /// answers with INVALID_REQUEST (nisshi accepted it).
+    #[test]
+    fn an_idempotent_producer_sends_a_null_transactional_id() {
+        let request = idempotent_init_request(60_000, -1, -1);
+        assert_eq!(request.transactional_id, None);
+        assert_eq!(request.producer_id.0, -1);
+        assert_eq!(request.producer_epoch, -1);
     }
 }
