@@ -166,8 +166,7 @@ pub async fn capture(bootstrap: &str, out: &Path) -> Result<Vec<(PathBuf, usize)
         wire_ops::create_topic(&connection, &topic, 1).await?;
         let leader = wire_ops::leader_connection(&connection, &topic, 0).await?;
         rdkafka_produce(bootstrap, &topic, codec, FIXTURE_RECORDS).await?;
-        let frame =
-            fetch_raw_until(&leader, &topic, |b| records_in(b) == FIXTURE_RECORDS).await?;
+        let frame = fetch_raw_until(&leader, &topic, |b| records_in(b) == FIXTURE_RECORDS).await?;
         written.push(write(out, &format!("fetch_v12_{codec}.bin"), &frame)?);
     }
     let topic = unique_topic("fixture-transactions");

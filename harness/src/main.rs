@@ -444,9 +444,7 @@ async fn broker(action: BrokerAction) -> Result<()> {
         },
         BrokerAction::Status => match state::running() {
             Some(running) => println!("{}", running.bootstrap),
-            None => {
-                return Err("no cluster running (start one with `harness broker start`)".into())
-            }
+            None => return Err("no cluster running (start one with `harness broker start`)".into()),
         },
     }
     Ok(())

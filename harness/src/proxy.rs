@@ -113,7 +113,11 @@ impl FaultProxy {
     pub fn set_faults(&self, faults: Faults) {
         *self.rules.faults.lock().expect("faults lock") = faults;
         self.rules.counts.lock().expect("counts lock").clear();
-        self.rules.blackholed.lock().expect("blackholed lock").clear();
+        self.rules
+            .blackholed
+            .lock()
+            .expect("blackholed lock")
+            .clear();
         self.rules.healed.store(false, Ordering::Release);
         self.rules.partition.send_replace(false);
         for counter in [

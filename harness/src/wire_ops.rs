@@ -4,11 +4,11 @@
 //! live in `semantics`.
 
 use bytes::Bytes;
+use kafka_wire::conn::{connect, ConnectionConfig};
 use kafka_wire::protocol::messages::create_topics_request::CreatableTopic;
 use kafka_wire::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_wire::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_wire::conn::{connect, ConnectionConfig};
 use kafka_wire::protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_wire::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_wire::protocol::messages::{
     CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
 };

@@ -183,3 +183,103 @@ async fn a_node_keeps_acknowledged_records_across_sigkill() {
         .collect();
     assert_eq!(values, ["a", "b", "c"]);
 }
+
+/// Users still run Kafka 3.x: the core checks on a one-node Apache Kafka 3.9
+/// cluster (`KAFKA_3_VERSION`, default 3.9.2) — every codec through the wire
+/// layer, the idempotent producer, and transactions read back under
+/// read_committed (the committed set exactly, nothing aborted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_checks_pass_on_kafka_3_9() {
+    use semantics::consumer::{Consumer, TopicPartition};
+    use semantics::{Producer, ProducerRecord};
+    if test_broker::is_external() {
+        eprintln!("KAFKA_BOOTSTRAP is set: this test starts a Kafka 3.9 cluster of its own, so it runs only without it");
+        return;
+    }
+    let version = std::env::var("KAFKA_3_VERSION").unwrap_or_else(|_| "3.9.2".into());
+    let cluster = Cluster::start(harness::broker::ClusterOptions {
+        version: version.clone(),
+        ..test_broker::own_cluster(1)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("a Kafka {version} cluster: {e}"));
+    assert_eq!(cluster.version(), version);
+    let bootstrap = cluster.bootstrap();
+
+    let report = harness::smoke::run(&bootstrap, 100)
+        .await
+        .expect("smoke run");
+    assert!(
+        report.codecs.iter().all(|c| c.verified == 100),
+        "{report:?}"
+    );
+
+    let topic = unique_topic("kafka3");
+    wire_ops::create_topic(&connection_to(&bootstrap).await, &topic, 1)
+        .await
+        .unwrap();
+    let idempotent =
+        Producer::from_properties([("bootstrap.servers", bootstrap.as_str())]).unwrap();
+    let delivered = idempotent
+        .send(ProducerRecord::new(topic.as_str(), "plain").partition(0))
+        .await
+        .unwrap();
+    delivered.await.expect("idempotent delivery");
+    idempotent.close(Duration::from_secs(5)).await;
+
+    let transactional = Producer::from_properties([
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("transactional.id", unique_topic("kafka3-txn").as_str()),
+    ])
+    .unwrap();
+    transactional.init_transactions().await.unwrap();
+    for (t, commit) in [(0, true), (1, false), (2, true)] {
+        transactional.begin_transaction().await.unwrap();
+        for i in 0..5 {
+            let _ = transactional
+                .send(ProducerRecord::new(topic.as_str(), format!("t{t}-{i}")).partition(0))
+                .await
+                .unwrap();
+        }
+        // On the log before the abort, so read_committed must hide them.
+        transactional.flush().await;
+        if commit {
+            transactional.commit_transaction().await.unwrap();
+        } else {
+            transactional.abort_transaction().await.unwrap();
+        }
+    }
+    transactional.close(Duration::from_secs(5)).await;
+
+    let mut consumer = Consumer::from_properties([
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+        ("fetch.max.wait.ms", "100"),
+    ])
+    .unwrap();
+    consumer
+        .assign(vec![TopicPartition::new(&topic, 0)])
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    while let Some(record) = consumer.poll(Duration::from_secs(3)).await {
+        let record = record.expect("no consumer error");
+        values.push(String::from_utf8_lossy(&record.value.unwrap_or_default()).into_owned());
+    }
+    consumer.close().await;
+    let expected: Vec<String> = std::iter::once("plain".to_owned())
+        .chain(
+            [0, 2]
+                .iter()
+                .flat_map(|t| (0..5).map(move |i| format!("t{t}-{i}"))),
+        )
+        .collect();
+    assert_eq!(values, expected, "Kafka {version} under read_committed");
+}
+
+async fn connection_to(bootstrap: &str) -> Connection {
+    connect(bootstrap, None, ConnectionConfig::default())
+        .await
+        .expect("connect")
+}

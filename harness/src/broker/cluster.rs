@@ -10,10 +10,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use kafka_wire::conn::{connect, ConnectionConfig};
+use kafka_wire::protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_wire::protocol::messages::{
     FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName,
 };
-use kafka_wire::protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_wire::protocol::protocol::StrBytes;
 use kafka_wire::{Connection, KafkaCode};
 
@@ -126,7 +126,9 @@ impl Cluster {
     pub async fn start(options: ClusterOptions) -> Result<Self, BrokerError> {
         let started = Instant::now();
         if options.brokers == 0 {
-            return Err(BrokerError::Process("a cluster needs at least one node".into()));
+            return Err(BrokerError::Process(
+                "a cluster needs at least one node".into(),
+            ));
         }
         let install = install_kafka(&options.version)?;
         let (work_dir, temporary) = match &options.work_dir {
@@ -281,11 +283,14 @@ impl Cluster {
     }
 
     /// The node leading `topic`/`partition`, if it has a leader.
-    pub async fn leader_of(&self, topic: &str, partition: i32) -> Result<Option<usize>, BrokerError> {
-        let request = MetadataRequest::default().with_topics(Some(vec![
-            MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(topic.to_owned())))),
-        ]));
+    pub async fn leader_of(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<usize>, BrokerError> {
+        let request =
+            MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(topic.to_owned()))))]));
         let metadata = self.any_node_send(&request).await?;
         let leader = metadata
             .topics
@@ -293,7 +298,9 @@ impl Cluster {
             .flat_map(|t| &t.partitions)
             .find(|p| p.partition_index == partition)
             .map(|p| p.leader_id.0);
-        Ok(leader.and_then(|id| usize::try_from(id).ok()).filter(|&id| id > 0))
+        Ok(leader
+            .and_then(|id| usize::try_from(id).ok())
+            .filter(|&id| id > 0))
     }
 
     /// The node coordinating `key` (a group id or a transactional id),
@@ -421,7 +428,10 @@ impl Cluster {
         Err(BrokerError::Lookup("no node of the cluster answers".into()))
     }
 
-    async fn any_node_send(&self, request: &MetadataRequest) -> Result<MetadataResponse, BrokerError> {
+    async fn any_node_send(
+        &self,
+        request: &MetadataRequest,
+    ) -> Result<MetadataResponse, BrokerError> {
         let connection = self.any_node().await?;
         connection
             .send(request)
@@ -498,8 +508,11 @@ fn allocate_ports(nodes: usize, proxied: bool) -> Result<Vec<NodePorts>, BrokerE
 fn client_security(options: &ClusterOptions, dir: &Path) -> Result<ClientSecurity, BrokerError> {
     let tls_keystore = match &options.tls {
         Some(tls) => {
-            let mut pem = std::fs::read(&tls.key).map_err(BrokerError::io("reading the TLS key"))?;
-            pem.extend(std::fs::read(&tls.cert).map_err(BrokerError::io("reading the TLS certificate"))?);
+            let mut pem =
+                std::fs::read(&tls.key).map_err(BrokerError::io("reading the TLS key"))?;
+            pem.extend(
+                std::fs::read(&tls.cert).map_err(BrokerError::io("reading the TLS certificate"))?,
+            );
             let path = dir.join("keystore.pem");
             std::fs::write(&path, pem).map_err(BrokerError::io("writing keystore.pem"))?;
             Some(path)
@@ -544,10 +557,15 @@ fn format_storage(
         ];
         args.extend(scram.iter().cloned());
         let log = node.dir().join("format.log");
-        children.push((run_tool(install, "kafka.tools.StorageTool", &args, &log)?, log));
+        children.push((
+            run_tool(install, "kafka.tools.StorageTool", &args, &log)?,
+            log,
+        ));
     }
     for (mut child, log) in children {
-        let status = child.wait().map_err(BrokerError::io("waiting for the storage tool"))?;
+        let status = child
+            .wait()
+            .map_err(BrokerError::io("waiting for the storage tool"))?;
         if !status.success() {
             let output = std::fs::read_to_string(&log).unwrap_or_default();
             return Err(BrokerError::Process(format!(
@@ -579,8 +597,7 @@ fn random_cluster_id() -> String {
 }
 
 fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
         let n = chunk

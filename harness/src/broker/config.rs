@@ -125,7 +125,10 @@ pub fn server_properties(spec: &ClusterSpec, id: usize, log_dir: &std::path::Pat
     set("log.cleaner.threads", &1);
     if let Some(keystore) = &spec.security.tls_keystore {
         set("listener.name.client.ssl.keystore.type", &"PEM");
-        set("listener.name.client.ssl.keystore.location", &keystore.display());
+        set(
+            "listener.name.client.ssl.keystore.location",
+            &keystore.display(),
+        );
     }
     if let Some(plain_users) = &spec.security.sasl {
         set(

@@ -84,7 +84,8 @@ pub fn install_kafka(version: &str) -> Result<KafkaInstall, BrokerError> {
         )
     })?;
     let dir = version_dir(version);
-    std::fs::create_dir_all(&dir).map_err(BrokerError::io(format!("creating {}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(BrokerError::io(format!("creating {}", dir.display())))?;
     let pom = dir.join("pom.xml");
     std::fs::write(&pom, POM).map_err(BrokerError::io("writing the pom"))?;
     // Resolve into a directory of our own, then rename: a concurrent or

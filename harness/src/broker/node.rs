@@ -111,13 +111,21 @@ impl Node {
             .arg(self.properties_path())
             .current_dir(&self.dir)
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(BrokerError::io("cloning the log handle"))?)
+            .stdout(
+                log.try_clone()
+                    .map_err(BrokerError::io("cloning the log handle"))?,
+            )
             .stderr(log);
         tie_lifetime(&mut command, lifetime);
-        let child = command
-            .spawn()
-            .map_err(|e| BrokerError::Process(format!("spawning java for node {}: {e}", self.id)))?;
-        info!(node = self.id, pid = child.id(), port = self.ports.client, "kafka node started");
+        let child = command.spawn().map_err(|e| {
+            BrokerError::Process(format!("spawning java for node {}: {e}", self.id))
+        })?;
+        info!(
+            node = self.id,
+            pid = child.id(),
+            port = self.ports.client,
+            "kafka node started"
+        );
         self.child = Some(child);
         self.paused = false;
         Ok(())
@@ -191,7 +199,10 @@ pub fn run_tool(
         .arg(main)
         .args(args)
         .stdin(Stdio::null())
-        .stdout(out.try_clone().map_err(BrokerError::io("cloning the tool log"))?)
+        .stdout(
+            out.try_clone()
+                .map_err(BrokerError::io("cloning the tool log"))?,
+        )
         .stderr(out)
         .spawn()
         .map_err(|e| BrokerError::Process(format!("spawning java {main}: {e}")))

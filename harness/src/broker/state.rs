@@ -29,10 +29,8 @@ impl ClusterState {
 /// `$HARNESS_STATE_DIR`, default `$KAFKA_PURE_CACHE/state` (an absolute
 /// path, so test binaries find the cluster whatever their working directory).
 pub fn state_dir() -> PathBuf {
-    std::env::var_os("HARNESS_STATE_DIR").map_or_else(
-        || super::install::cache_root().join("state"),
-        PathBuf::from,
-    )
+    std::env::var_os("HARNESS_STATE_DIR")
+        .map_or_else(|| super::install::cache_root().join("state"), PathBuf::from)
 }
 
 fn state_file() -> PathBuf {

@@ -19,7 +19,6 @@ use semantics::patterns::dlq::{DeadLetter, FailureClass, OnFailure};
 use semantics::patterns::retry::RetryPolicy;
 use semantics::{DeliveryGuarantee, Guarantee, Producer, ProducerRecord};
 
-
 /// Input topic (2 partitions) with `count` records `in-i`, and an empty output topic.
 async fn topics(bootstrap: &str, count: usize) -> (String, String) {
     let connection = connect(bootstrap, None, ConnectionConfig::default())
@@ -251,7 +250,9 @@ async fn the_verify_matrix_keeps_every_promise() {
         seed: 7,
         harness_exe: env!("CARGO_BIN_EXE_harness").into(),
     };
-    let mut stage = Stage::start(&options).await.expect("a proxied 3-node cluster");
+    let mut stage = Stage::start(&options)
+        .await
+        .expect("a proxied 3-node cluster");
     let mut failures = Vec::new();
     for guarantee in Guarantee::ALL {
         for scenario in Scenario::ALL {

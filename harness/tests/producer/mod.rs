@@ -188,7 +188,6 @@ fn proxy_of(cluster: &Cluster) -> &FaultProxy {
     cluster.proxy(1).expect("proxied")
 }
 
-
 #[tokio::test]
 async fn a_record_over_max_request_size_fails_alone() {
     let bootstrap = test_broker::bootstrap();
