@@ -524,12 +524,10 @@ async fn produce(bootstrap: Option<String>, mut args: harness::produce::ProduceA
     let report = harness::produce::run(args).await?;
     println!("{}", serde_json::to_string(&report)?);
     if report.failed > 0 {
-        return Err(format!(
-            "{} records failed: {}",
-            report.failed,
-            report.first_error.unwrap_or_default()
-        )
-        .into());
+        let reason = report
+            .first_error
+            .unwrap_or_else(|| "the producer reported no reason".to_owned());
+        return Err(format!("{} records failed: {reason}", report.failed).into());
     }
     Ok(())
 }

@@ -39,6 +39,9 @@ pub struct ProduceReport {
     pub acked: usize,
     /// Records that failed.
     pub failed: usize,
+    /// Records of the transactions aborted on purpose (`--abort-every`):
+    /// neither acknowledged nor failed.
+    pub aborted: usize,
     /// Wall time from first send to last acknowledgement.
     pub elapsed_ms: u128,
     /// Acknowledged records per second.
@@ -185,7 +188,7 @@ async fn run_transactions(
         if abort {
             producer.flush().await;
             producer.abort_transaction().await?;
-            outcome.failed += futures.len();
+            outcome.aborted += futures.len();
             continue;
         }
         producer.commit_transaction().await?;
@@ -200,11 +203,12 @@ async fn run_transactions(
     Ok(report(args, outcome, elapsed, cpu, &mut latencies))
 }
 
-/// Acknowledged and failed records, and the first error.
+/// Acknowledged, failed and deliberately aborted records, and the first error.
 #[derive(Default)]
 struct Outcome {
     acked: usize,
     failed: usize,
+    aborted: usize,
     first_error: Option<String>,
 }
 
@@ -239,6 +243,7 @@ fn report(
         sent: args.count,
         acked: outcome.acked,
         failed: outcome.failed,
+        aborted: outcome.aborted,
         elapsed_ms: elapsed.as_millis(),
         records_per_sec: outcome.acked as f64 / seconds,
         mb_per_sec: (outcome.acked * args.size) as f64 / seconds / 1e6,

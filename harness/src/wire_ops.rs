@@ -1,5 +1,6 @@
 //! Single wire-level operations on one connection — create a topic, produce a
-//! batch, fetch a partition — with no retries and no policy. The smoke run and
+//! batch, fetch a partition — with no retries and no policy (finding and
+//! awaiting a partition's leader aside). The smoke run and
 //! the wire-layer integration tests use them; the real producer and consumer
 //! live in `semantics`.
 
@@ -7,10 +8,14 @@ use bytes::Bytes;
 use kafka_wire::conn::{connect, ConnectionConfig};
 use kafka_wire::protocol::messages::create_topics_request::CreatableTopic;
 use kafka_wire::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_wire::protocol::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsTopic,
+};
 use kafka_wire::protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_wire::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_wire::protocol::messages::{
-    CreateTopicsRequest, FetchRequest, MetadataRequest, ProduceRequest, TopicName,
+    CreateTopicsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    TopicName,
 };
 use kafka_wire::protocol::protocol::StrBytes;
 use kafka_wire::{ConnError, Connection, KafkaCode};
@@ -65,15 +70,14 @@ pub async fn create_topic(
     }
 }
 
-/// A new connection to the leader of `topic`/`partition`, found through
-/// Metadata on `connection`. A topic just created has no leader for a moment
-/// (and on a cluster, the node `connection` reaches is often not the
-/// leader): this waits up to 30 s for one.
-pub async fn leader_connection(
+/// The address of the leader of `topic`/`partition`, found through Metadata
+/// on `connection`. A topic just created has no leader for a moment: this
+/// waits up to 30 s for one.
+pub async fn leader_address(
     connection: &Connection,
     topic: &str,
     partition: i32,
-) -> Result<Connection, OpError> {
+) -> Result<String, OpError> {
     let request = MetadataRequest::default().with_topics(Some(vec![
         MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
     ]));
@@ -94,12 +98,69 @@ pub async fn leader_connection(
                 .map(|b| format!("{}:{}", b.host.as_str(), b.port))
         });
         if let Some(address) = address {
-            return Ok(connect(&address, None, ConnectionConfig::default()).await?);
+            return Ok(address);
         }
         if std::time::Instant::now() > deadline {
             return Err(OpError::Missing("Metadata (no leader within 30 s)"));
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// A new plaintext connection to the leader of `topic`/`partition` (on a
+/// cluster, the node `connection` reaches is often not the leader); see
+/// [`leader_address`].
+pub async fn leader_connection(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+) -> Result<Connection, OpError> {
+    let address = leader_address(connection, topic, partition).await?;
+    let leader = connect(&address, None, ConnectionConfig::default()).await?;
+    await_leadership(&leader, topic, partition).await?;
+    Ok(leader)
+}
+
+/// Waits (up to 30 s) until the broker behind `connection` acts as the
+/// leader of `topic`/`partition`. Metadata can name a new leader a moment
+/// before its replica manager takes the partition on (Kafka updates its
+/// metadata cache first), and a Produce in that moment is answered
+/// NOT_LEADER_OR_FOLLOWER: a ListOffsets answered without error is the
+/// proof that produce and fetch will be served.
+pub async fn await_leadership(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+) -> Result<(), OpError> {
+    let request = ListOffsetsRequest::default()
+        .with_replica_id((-1).into())
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(partition)
+                .with_timestamp(-1)])]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let response = connection.send(&request).await?;
+        let code = response
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .map(|p| KafkaCode(p.error_code))
+            .ok_or(OpError::Missing("ListOffsets"))?;
+        // 3, 5, 6: not known, no leader, not the leader yet.
+        match code {
+            KafkaCode::NONE => return Ok(()),
+            KafkaCode(3 | 5 | 6) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            code => {
+                return Err(OpError::Kafka {
+                    operation: "ListOffsets",
+                    code,
+                })
+            }
+        }
     }
 }
 

@@ -154,6 +154,9 @@ async fn a_node_keeps_acknowledged_records_across_sigkill() {
         wire_ops::create_topic(&connection, &topic, 1)
             .await
             .unwrap();
+        wire_ops::await_leadership(&connection, &topic, 0)
+            .await
+            .unwrap();
         wire_ops::produce(
             &connection,
             &topic,

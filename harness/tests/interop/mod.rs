@@ -2,7 +2,9 @@
 //! to this file) both ways, against the real broker:
 //! - librdkafka produces, kafka-wire fetches and decodes every field;
 //! - kafka-wire produces, librdkafka consumes and reports every field;
-//! - librdkafka runs transactions, kafka-wire decodes the broker's markers.
+//! - librdkafka runs transactions, kafka-wire decodes the broker's markers;
+//! - this client runs transactions with aborts, librdkafka's read_committed
+//!   consumer reads exactly the committed records, in every codec.
 //!
 //! Without python3 + confluent-kafka these tests fail with the setup command:
 //! a skipped interop proof would read as a passed one.
@@ -122,6 +124,9 @@ async fn librdkafka_batches_decode_field_by_field() {
         wire_ops::create_topic(&connection, &topic, 1)
             .await
             .unwrap();
+        let leader = wire_ops::leader_connection(&connection, &topic, 0)
+            .await
+            .unwrap();
         let report = rdkafka_produce(&bootstrap, &topic, codec, RECORDS)
             .await
             .unwrap_or_else(|error| panic!("{error}"));
@@ -132,7 +137,7 @@ async fn librdkafka_batches_decode_field_by_field() {
             "{codec}: librdkafka's delivered offsets"
         );
 
-        let batches = fetch_until(&connection, &topic, |b| records_in(b) >= RECORDS).await;
+        let batches = fetch_until(&leader, &topic, |b| records_in(b) >= RECORDS).await;
         // rdkafka.py lingers 10 s and then flushes: all records in one batch.
         assert_eq!(
             batches.len(),
@@ -166,13 +171,16 @@ async fn kafka_wire_batches_are_read_by_librdkafka() {
         wire_ops::create_topic(&connection, &topic, 1)
             .await
             .unwrap();
+        let leader = wire_ops::leader_connection(&connection, &topic, 0)
+            .await
+            .unwrap();
         let mut builder = BatchBuilder::new(codec);
         for i in 0..RECORDS {
             let (key, value, timestamp) = expected_record(codec.name(), i);
             builder.append(timestamp, Some(&key), Some(&value), &expected_headers());
         }
         let batch = builder.build(ProducerState::NONE).unwrap();
-        let base = wire_ops::produce(&connection, &topic, 0, batch, -1, None)
+        let base = wire_ops::produce(&leader, &topic, 0, batch, -1, None)
             .await
             .unwrap();
         assert_eq!(base, Some(0), "{codec}: base offset of the only batch");
@@ -212,9 +220,12 @@ async fn librdkafka_transaction_markers_decode_in_order() {
     wire_ops::create_topic(&connection, &topic, 1)
         .await
         .unwrap();
+    let leader = wire_ops::leader_connection(&connection, &topic, 0)
+        .await
+        .unwrap();
     peer(&["transactions", "--bootstrap", &bootstrap, "--topic", &topic]).await;
 
-    let batches = fetch_until(&connection, &topic, |b| {
+    let batches = fetch_until(&leader, &topic, |b| {
         b.iter().filter(|b| b.header.attributes.control).count() == TRANSACTIONS.len()
     })
     .await;
@@ -274,9 +285,80 @@ async fn librdkafka_transaction_markers_decode_in_order() {
             in_transaction += 1;
         }
     }
-    // Observed on nisshi 0.7.0, as shared/BROKER.md says: each marker takes
-    // the offset right after its transaction's five records.
+    // Each marker takes the offset right after its transaction's five
+    // records (Apache Kafka writes it once the transaction ends).
     let expected_data: Vec<i64> = [0..5, 6..11, 12..17].into_iter().flatten().collect();
     assert_eq!(data_offsets, expected_data, "data record offsets");
     assert_eq!(marker_offsets, [5, 11, 17], "marker offsets");
+}
+
+/// This client's transactional producer (compression `codec`) commits,
+/// aborts and commits three transactions; librdkafka's read_committed
+/// consumer must read exactly the committed records, none of the aborted ones.
+#[tokio::test]
+async fn librdkafka_read_committed_sees_exactly_our_committed_transactions() {
+    use semantics::{Producer, ProducerRecord};
+    const PER_TRANSACTION: usize = 20;
+    let bootstrap = test_broker::bootstrap();
+    let connection = connection().await;
+    for codec in Compression::ALL {
+        let topic = unique_topic(&format!("our-txn-to-rdk-{codec}"));
+        wire_ops::create_topic(&connection, &topic, 1)
+            .await
+            .unwrap();
+        let producer = Producer::from_properties([
+            ("bootstrap.servers", bootstrap.as_str()),
+            ("transactional.id", unique_topic("our-txn").as_str()),
+            ("compression.type", codec.name()),
+            ("linger.ms", "5"),
+        ])
+        .unwrap();
+        producer.init_transactions().await.unwrap();
+        let mut committed = Vec::new();
+        for (t, commit) in [(0, true), (1, false), (2, true)] {
+            producer.begin_transaction().await.unwrap();
+            for i in 0..PER_TRANSACTION {
+                let value = format!("{codec}-t{t}-{i}");
+                let _ = producer
+                    .send(ProducerRecord::new(topic.as_str(), value.clone()).partition(0))
+                    .await
+                    .unwrap();
+                if commit {
+                    committed.push(hex(value.as_bytes()));
+                }
+            }
+            // The aborted records reach the log before the abort marker.
+            producer.flush().await;
+            if commit {
+                producer.commit_transaction().await.unwrap();
+            } else {
+                producer.abort_transaction().await.unwrap();
+            }
+        }
+        producer.close(Duration::from_secs(5)).await;
+
+        let count = committed.len().to_string();
+        let consumed = json_lines(
+            &peer(&[
+                "consume",
+                "--bootstrap",
+                &bootstrap,
+                "--topic",
+                &topic,
+                "--count",
+                &count,
+                "--isolation",
+                "read_committed",
+            ])
+            .await,
+        );
+        let values: Vec<String> = consumed
+            .iter()
+            .map(|record| record["value"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            values, committed,
+            "{codec}: librdkafka under read_committed"
+        );
+    }
 }

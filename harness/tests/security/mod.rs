@@ -48,6 +48,10 @@ async fn produce_one(config: ConnectionConfig, bootstrap: &str) -> Result<i64, S
     wire_ops::create_topic(&connection, "secured", 1)
         .await
         .map_err(|e| e.to_string())?;
+    // One node: the leader is this connection's broker, once elected.
+    wire_ops::await_leadership(&connection, "secured", 0)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut batch = BatchBuilder::new(Compression::None);
     batch.append(0, None, Some(b"authenticated"), &[]);
     let offset = wire_ops::produce(

@@ -10,7 +10,7 @@ use harness::proxy::FaultProxy;
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
 use kafka_wire::records::BatchReader;
-use semantics::consumer::{Consumer, TopicPartition};
+use semantics::consumer::{Consumer, GroupMetadata, TopicPartition};
 use semantics::producer::TransactionError;
 use semantics::{Producer, ProducerRecord};
 
@@ -165,6 +165,76 @@ async fn a_zombie_producer_is_fenced() {
     assert_eq!(committed.len(), 10, "{committed:?}");
 }
 
+/// Issue 14 (3): a transaction of consumer offsets and no records (a
+/// processor whose handler filtered everything out) must still end with
+/// EndTxn. Before the fix the commit skipped it: the offsets stayed pending
+/// at the coordinator and the group never saw them committed.
+#[tokio::test]
+async fn a_transaction_of_offsets_alone_commits_them() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic(&bootstrap, "txn-offsets-only").await;
+    let group = unique_topic("offsets-only-group");
+    let producer = transactional(&bootstrap, &unique_topic("offsets-only"), &[]);
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    let metadata = GroupMetadata {
+        group_id: group.clone(),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+    };
+    let tp = TopicPartition::new(&topic, 0);
+    producer
+        .send_offsets_to_transaction(&[(tp.clone(), 42)], &metadata)
+        .await
+        .unwrap();
+    producer.commit_transaction().await.unwrap();
+    producer.close(Duration::from_secs(5)).await;
+
+    let consumer = Consumer::from_properties([
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("group.id", group.as_str()),
+    ])
+    .unwrap();
+    let committed = tokio::time::timeout(
+        Duration::from_secs(40),
+        consumer.committed(vec![tp.clone()]),
+    )
+    .await
+    .expect("OffsetFetch answers")
+    .expect("the offsets are stable once the transaction ended");
+    assert_eq!(committed, [(tp, Some(42))]);
+}
+
+/// Issue 14 (2): a record over `max.request.size` fails its transaction:
+/// the commit is refused (abortable) and nothing of the transaction is
+/// readable under read_committed. Before the fix the record's future failed
+/// alone and the commit went through without it.
+#[tokio::test]
+async fn a_record_over_max_request_size_fails_its_transaction() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic(&bootstrap, "txn-too-large").await;
+    let settings = [("max.request.size", "10000")];
+    let producer = transactional(&bootstrap, &unique_topic("too-large"), &settings);
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, (0..5).map(|i| format!("small-{i}"))).await;
+    let big = producer
+        .send(ProducerRecord::new(topic.as_str(), "x".repeat(20_000)).partition(0))
+        .await
+        .expect("queued (and failed alone)");
+    assert!(big.await.is_err(), "a record over max.request.size fails");
+    let error = producer.commit_transaction().await.unwrap_err();
+    assert!(error.is_abortable(), "{error:?}");
+    producer.abort_transaction().await.unwrap();
+
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, ["after".to_owned()]).await;
+    producer.commit_transaction().await.unwrap();
+    producer.close(Duration::from_secs(5)).await;
+    assert_eq!(read(&bootstrap, &topic, "read_committed").await, ["after"]);
+}
+
 /// The torn-transaction guard: every EndTxn answer is lost (the proxy drops
 /// them after the broker applied the first) until the call gives up. The
 /// commit reports an unknown outcome and the next transaction runs on a new
@@ -290,4 +360,42 @@ async fn end_txn_answers_by_class_on_the_scripted_broker() {
             delivery.await.expect("delivered");
         }
     }
+}
+
+/// Issue 14 (19): `harness produce --abort-every N` aborts on purpose; those
+/// records are reported as aborted, not failed, and the command succeeds.
+/// Before the fix it printed "error: 1000 records failed: " (no reason) and
+/// exited 1.
+#[tokio::test]
+async fn harness_produce_counts_deliberate_aborts_apart_from_failures() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic(&bootstrap, "txn-cli-aborts").await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["produce", "--bootstrap", &bootstrap, "--topic", &topic])
+        .args([
+            "--count",
+            "3000",
+            "--txn-size",
+            "1000",
+            "--abort-every",
+            "3",
+        ])
+        .args(["--transactional-id", &unique_topic("cli-aborts")])
+        .output()
+        .await
+        .expect("run harness produce");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a report line")).unwrap();
+    assert_eq!(
+        (&report["acked"], &report["failed"], &report["aborted"]),
+        (&2000.into(), &0.into(), &1000.into()),
+        "{report}"
+    );
+    assert_eq!(read(&bootstrap, &topic, "read_committed").await.len(), 2000);
 }

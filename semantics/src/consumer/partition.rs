@@ -174,12 +174,9 @@ impl PartitionState {
                 IsolationLevel::ReadUncommitted => {
                     deliver(resolve_uncommitted(batch), &mut records, self.floor)
                 }
-                IsolationLevel::ReadCommitted => self.filter.push(batch),
-            }
-        }
-        if isolation == IsolationLevel::ReadCommitted {
-            while let Some(resolved) = self.filter.pop() {
-                deliver(resolved, &mut records, self.floor);
+                IsolationLevel::ReadCommitted => {
+                    deliver(self.filter.resolve(batch), &mut records, self.floor)
+                }
             }
         }
         let next_offset = next_offset?;

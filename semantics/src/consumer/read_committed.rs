@@ -1,28 +1,29 @@
 //! `isolation.level=read_committed`: hides records of aborted transactions and
 //! never hands control records (commit/abort markers) to the user (KIP-98).
 //!
-//! Apache Kafka brokers stop a read_committed fetch at the last stable offset and
-//! list the aborted transactions the returned range overlaps, so the Java client
-//! only has to drop batches of producers on that list until their ABORT marker.
-//! The broker this client is tested against (nisshi) always sends that list empty
-//! and may return open transactions, so the filter also honours the markers in
-//! the log itself: a producer's transactional batches are held until its COMMIT
-//! or ABORT marker arrives, which may be in a later fetch response.
+//! Kafka brokers stop a read_committed fetch at the last stable offset (LSO),
+//! so every transactional batch a response carries belongs to a transaction
+//! that is already decided, and the response lists the aborted transactions
+//! its range overlaps (producer id, first offset). A batch is therefore
+//! resolved the moment it arrives, as the Java client resolves it: dropped
+//! while its producer is inside a listed aborted transaction (from the
+//! entry's first offset to that producer's ABORT marker), delivered
+//! otherwise. Nothing is held waiting for a marker, so the filter keeps no
+//! records and read_committed buffering is the prefetch bound's alone.
 //!
-//! Output keeps input (offset) order: [`ReadCommittedFilter::pop`] only releases
-//! from the head, so a held batch blocks every later batch of the partition.
+//! A broker that sent undecided batches or an empty aborted list (nisshi
+//! 0.7.0 did both) would show aborted records here; Apache Kafka, and the
+//! brokers that implement KIP-98 as it does, never do.
+//!
 //! Every input batch yields exactly one [`Resolved`] item, so the consumer
 //! position advances over aborted data and markers as well as delivered data.
-//!
-//! Both sources of abort information are used together: an aborted-list entry
-//! drops a batch at once (Java's approach); a marker resolves whatever is held.
 //!
 //! # References
 //! - KIP-98, "Exactly Once Delivery and Transactional Messaging".
 //! - Java client: `CompletedFetch#nextFetchedRecord`, `abortedProducerIds`.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashSet};
 
 use kafka_wire::records::batch::BatchHeader;
 use kafka_wire::records::{ControlType, RecordBatch};
@@ -68,25 +69,9 @@ pub fn resolve_uncommitted(batch: RecordBatch) -> Resolved {
     }
 }
 
-/// A queued batch: resolved, or waiting for its producer's marker.
-#[derive(Debug)]
-enum Slot {
-    Ready(Resolved),
-    Held(RecordBatch),
-}
-
 /// Per-partition read_committed state; lives across fetches, reset on seek.
 #[derive(Debug, Default)]
 pub struct ReadCommittedFilter {
-    /// Batches in offset order, resolved or held.
-    queue: VecDeque<Slot>,
-    /// Sequence number of `queue[0]`; slot `seq` sits at `seq - head_seq`.
-    /// Sequence numbers keep `held_by` valid while the queue drains.
-    head_seq: u64,
-    /// Held slots per producer, in offset order.
-    held_by: HashMap<i64, Vec<u64>>,
-    /// Number of held slots.
-    held: usize,
     /// Aborted-list entries not reached yet, smallest first offset first (the
     /// same priority queue as Java's): one producer may have several aborted
     /// transactions in one response, and only the one begun is active.
@@ -101,14 +86,13 @@ impl ReadCommittedFilter {
         Self::default()
     }
 
-    /// Forgets held batches and abort state (after a seek or a partition
-    /// reassignment).
+    /// Forgets the abort state (after a seek or a partition reassignment).
     pub fn reset(&mut self) {
         *self = Self::default();
     }
 
     /// Adds the aborted-transactions list of one fetch response (call before
-    /// pushing that response's batches).
+    /// resolving that response's batches).
     pub fn add_aborted(&mut self, aborted: &[AbortedTransaction]) {
         self.pending_aborts.extend(
             aborted
@@ -117,53 +101,21 @@ impl ReadCommittedFilter {
         );
     }
 
-    /// Feeds the next batch in offset order.
-    pub fn push(&mut self, batch: RecordBatch) {
+    /// Resolves the next batch in offset order.
+    pub fn resolve(&mut self, batch: RecordBatch) -> Resolved {
         let header = batch.header;
         self.activate_aborts_up_to(header.last_offset());
-        let slot = if header.attributes.control {
+        if header.attributes.control {
             self.apply_marker(&batch);
-            Slot::Ready(skip(&header))
-        } else if !header.attributes.transactional || header.producer_id < 0 {
-            // A transactional flag without a producer id can never be matched
-            // by a marker; deliver it as Java does rather than block forever.
-            Slot::Ready(Resolved::Deliver(batch))
-        } else if self.aborted_producers.contains(&header.producer_id) {
-            Slot::Ready(skip(&header))
+            skip(&header)
+        } else if header.attributes.transactional
+            && header.producer_id >= 0
+            && self.aborted_producers.contains(&header.producer_id)
+        {
+            skip(&header)
         } else {
-            let seq = self.head_seq + self.queue.len() as u64;
-            self.held_by
-                .entry(header.producer_id)
-                .or_default()
-                .push(seq);
-            self.held += 1;
-            Slot::Held(batch)
-        };
-        self.queue.push_back(slot);
-    }
-
-    /// Next resolved item in offset order, or `None` while the head is held
-    /// waiting for its marker (or nothing is queued).
-    pub fn pop(&mut self) -> Option<Resolved> {
-        if !matches!(self.queue.front(), Some(Slot::Ready(_))) {
-            return None;
+            Resolved::Deliver(batch)
         }
-        self.head_seq += 1;
-        match self.queue.pop_front() {
-            Some(Slot::Ready(resolved)) => Some(resolved),
-            _ => None,
-        }
-    }
-
-    /// Number of batches held waiting for a marker (for metrics / memory bounds).
-    pub fn held(&self) -> usize {
-        self.held
-    }
-
-    /// Number of batches queued, held or resolved behind a held head (the
-    /// memory the filter keeps).
-    pub fn queued(&self) -> usize {
-        self.queue.len()
     }
 
     /// Moves aborted-list entries that start at or before `offset` to the active
@@ -179,41 +131,14 @@ impl ReadCommittedFilter {
         }
     }
 
-    /// Resolves the held batches of the marker's producer.
+    /// An ABORT marker ends its producer's aborted transaction; a COMMIT
+    /// marker, an unknown control type or an unreadable control batch ends
+    /// nothing (none of them is user data either).
     fn apply_marker(&mut self, batch: &RecordBatch) {
-        let commit = match batch.control_record() {
-            Some(Ok(marker)) => match marker.kind {
-                ControlType::Commit => true,
-                ControlType::Abort => false,
-                // Unknown control types are not user data and end no transaction.
-                ControlType::Unknown(_) => return,
-            },
-            // Unreadable or empty control batch: skip it, resolve nothing.
-            Some(Err(_)) | None => return,
-        };
-        let producer_id = batch.header.producer_id;
-        if !commit {
-            self.aborted_producers.remove(&producer_id);
-        }
-        for seq in self.held_by.remove(&producer_id).unwrap_or_default() {
-            let Some(slot) = usize::try_from(seq - self.head_seq)
-                .ok()
-                .and_then(|i| self.queue.get_mut(i))
-            else {
-                continue;
-            };
-            let placeholder = Slot::Ready(Resolved::Skip { next_offset: 0 });
-            *slot = match std::mem::replace(slot, placeholder) {
-                Slot::Held(held) => {
-                    self.held -= 1;
-                    Slot::Ready(if commit {
-                        Resolved::Deliver(held)
-                    } else {
-                        skip(&held.header)
-                    })
-                }
-                ready => ready,
-            };
+        if let Some(Ok(marker)) = batch.control_record() {
+            if marker.kind == ControlType::Abort {
+                self.aborted_producers.remove(&batch.header.producer_id);
+            }
         }
     }
 }

@@ -1,3 +1,5 @@
+use std::collections::{HashMap, VecDeque};
+
 use bytes::{Bytes, BytesMut};
 use kafka_wire::records::{
     BatchBuilder, BatchReader, Compression, ControlRecord, ControlType, DecodeOptions,
@@ -76,14 +78,19 @@ fn one(bytes: Bytes) -> RecordBatch {
         .0
 }
 
-fn push_all(filter: &mut ReadCommittedFilter, parts: &[Bytes]) {
-    for batch in fetch(parts) {
-        filter.push(batch);
-    }
+/// Resolves one fetch response's batches, as the consumer does.
+fn resolve_all(filter: &mut ReadCommittedFilter, parts: &[Bytes]) -> Vec<Resolved> {
+    fetch(parts)
+        .into_iter()
+        .map(|batch| filter.resolve(batch))
+        .collect()
 }
 
-fn drain(filter: &mut ReadCommittedFilter) -> Vec<Resolved> {
-    std::iter::from_fn(|| filter.pop()).collect()
+fn aborted(producer_id: i64, first_offset: i64) -> AbortedTransaction {
+    AbortedTransaction {
+        producer_id,
+        first_offset,
+    }
 }
 
 fn delivered(items: &[Resolved]) -> Vec<i64> {
@@ -128,13 +135,13 @@ fn commit_abort_commit() -> Vec<Bytes> {
 #[test]
 fn commit_abort_commit_delivers_the_committed_records() {
     let mut filter = ReadCommittedFilter::new();
-    push_all(&mut filter, &commit_abort_commit());
-    let items = drain(&mut filter);
+    // As the broker lists it: P1's transaction from offset 6 was aborted.
+    filter.add_aborted(&[aborted(P1, 6)]);
+    let items = resolve_all(&mut filter, &commit_abort_commit());
     let expected: Vec<i64> = (0..5).chain(12..17).collect();
     assert_eq!(delivered(&items), expected);
     assert_eq!(positions(&items), [5, 6, 11, 12, 17, 18]);
     assert_eq!(shape(&items), "DSSSDS");
-    assert_eq!((filter.held(), filter.queued()), (0, 0));
 }
 
 #[test]
@@ -151,81 +158,49 @@ fn read_uncommitted_delivers_data_and_skips_markers() {
     assert_eq!(positions(&items), [5, 6, 11, 12, 17, 18]);
 }
 
+/// Below the last stable offset every transaction is decided, and the broker
+/// lists the aborted ones: a batch not listed is delivered at once, even
+/// when its marker is beyond this response (nothing is held, nothing waits).
 #[test]
-fn open_transaction_blocks_later_producers() {
+fn unlisted_transactional_batches_are_delivered_at_once() {
     let mut filter = ReadCommittedFilter::new();
-    push_all(
-        &mut filter,
-        &[
-            data_bytes(0, P1, 3),
-            data_bytes(3, P2, 2),
-            marker_bytes(5, P2, ControlType::Commit),
-        ],
-    );
-    // P2 is committed, but P1's batch before it is still open.
-    assert!(filter.pop().is_none());
-    assert_eq!((filter.held(), filter.queued()), (1, 3));
-    push_all(&mut filter, &[marker_bytes(6, P1, ControlType::Commit)]);
-    let items = drain(&mut filter);
+    let items = resolve_all(&mut filter, &[data_bytes(0, P1, 3), data_bytes(3, P2, 2)]);
+    assert_eq!(shape(&items), "DD");
     assert_eq!(delivered(&items), [0, 1, 2, 3, 4]);
-    assert_eq!(positions(&items), [3, 5, 6, 7]);
-}
-
-#[test]
-fn marker_in_a_later_fetch_resolves_held_batches() {
-    let mut filter = ReadCommittedFilter::new();
-    push_all(&mut filter, &[data_bytes(0, P1, 2), data_bytes(2, P1, 2)]);
-    assert!(filter.pop().is_none());
-    assert_eq!(filter.held(), 2);
-    push_all(&mut filter, &[marker_bytes(4, P1, ControlType::Abort)]);
-    let items = drain(&mut filter);
-    assert_eq!(shape(&items), "SSS");
-    assert_eq!(positions(&items), [2, 4, 5]);
-    assert_eq!(filter.held(), 0);
-}
-
-#[test]
-fn aborted_list_drops_batches_before_the_marker() {
-    let mut filter = ReadCommittedFilter::new();
-    filter.add_aborted(&[AbortedTransaction {
-        producer_id: P1,
-        first_offset: 0,
-    }]);
-    push_all(&mut filter, &[data_bytes(0, P1, 5)]);
-    // Apache Kafka behaviour: dropped at once, no marker needed yet.
-    assert_eq!(filter.held(), 0);
-    assert!(matches!(
-        filter.pop(),
-        Some(Resolved::Skip { next_offset: 5 })
-    ));
-    // The ABORT marker ends the entry: P1's next transaction is held again.
-    filter.add_aborted(&[]);
-    push_all(
+    let items = resolve_all(
         &mut filter,
         &[
-            marker_bytes(5, P1, ControlType::Abort),
-            data_bytes(6, P1, 2),
+            marker_bytes(5, P2, ControlType::Commit),
+            marker_bytes(6, P1, ControlType::Commit),
         ],
     );
-    assert!(matches!(
-        filter.pop(),
-        Some(Resolved::Skip { next_offset: 6 })
-    ));
-    assert!(filter.pop().is_none());
-    assert_eq!(filter.held(), 1);
-    push_all(&mut filter, &[marker_bytes(8, P1, ControlType::Commit)]);
-    assert_eq!(delivered(&drain(&mut filter)), [6, 7]);
+    assert_eq!(positions(&items), [6, 7]);
+}
+
+/// An aborted transaction spread over several responses: dropped batch by
+/// batch as it arrives, and its marker, in a later response, only ends it.
+#[test]
+fn a_listed_abort_drops_batches_before_its_marker_arrives() {
+    let mut filter = ReadCommittedFilter::new();
+    filter.add_aborted(&[aborted(P1, 0)]);
+    let items = resolve_all(&mut filter, &[data_bytes(0, P1, 2), data_bytes(2, P1, 2)]);
+    assert_eq!(shape(&items), "SS");
+    // The next response overlaps the same transaction: listed again.
+    filter.add_aborted(&[aborted(P1, 0)]);
+    let items = resolve_all(&mut filter, &[marker_bytes(4, P1, ControlType::Abort)]);
+    assert_eq!(positions(&items), [5]);
+    // The ABORT marker ended it: P1's next transaction is delivered.
+    filter.add_aborted(&[]);
+    let items = resolve_all(&mut filter, &[data_bytes(5, P1, 2)]);
+    assert_eq!(delivered(&items), [5, 6]);
 }
 
 #[test]
 fn aborted_entry_waits_for_its_first_offset() {
     let mut filter = ReadCommittedFilter::new();
     // P1 commits 0..2, then aborts a transaction starting at 3.
-    filter.add_aborted(&[AbortedTransaction {
-        producer_id: P1,
-        first_offset: 3,
-    }]);
-    push_all(
+    filter.add_aborted(&[aborted(P1, 3)]);
+    let items = resolve_all(
         &mut filter,
         &[
             data_bytes(0, P1, 2),
@@ -234,37 +209,47 @@ fn aborted_entry_waits_for_its_first_offset() {
             marker_bytes(5, P1, ControlType::Abort),
         ],
     );
-    let items = drain(&mut filter);
     assert_eq!(delivered(&items), [0, 1]);
     assert_eq!(shape(&items), "DSSS");
 }
 
+/// One producer aborting twice in one response: each entry starts at its own
+/// first offset, and the transaction between them is delivered.
+#[test]
+fn two_aborted_transactions_of_one_producer_in_one_response() {
+    let mut filter = ReadCommittedFilter::new();
+    filter.add_aborted(&[aborted(P1, 6), aborted(P1, 0)]);
+    let items = resolve_all(
+        &mut filter,
+        &[
+            data_bytes(0, P1, 2),
+            marker_bytes(2, P1, ControlType::Abort),
+            data_bytes(3, P1, 2),
+            marker_bytes(5, P1, ControlType::Commit),
+            data_bytes(6, P1, 2),
+            marker_bytes(8, P1, ControlType::Abort),
+        ],
+    );
+    assert_eq!(shape(&items), "SSDSSS");
+    assert_eq!(delivered(&items), [3, 4]);
+}
+
+/// After a seek the next response brings its own list: what the filter knew
+/// of the old range is forgotten.
 #[test]
 fn reset_forgets_everything() {
     let mut filter = ReadCommittedFilter::new();
-    filter.add_aborted(&[AbortedTransaction {
-        producer_id: P1,
-        first_offset: 50,
-    }]);
-    push_all(
-        &mut filter,
-        &[data_bytes(0, P1, 2), data_bytes(2, NON_TXN, 1)],
-    );
-    assert_eq!((filter.held(), filter.queued()), (1, 2));
+    filter.add_aborted(&[aborted(P1, 0)]);
     filter.reset();
-    assert_eq!((filter.held(), filter.queued()), (0, 0));
-    assert!(filter.pop().is_none());
-    // The aborted entry is gone too: P1's batch at 100 waits for its marker.
-    push_all(&mut filter, &[data_bytes(100, P1, 1)]);
-    assert!(filter.pop().is_none());
-    push_all(&mut filter, &[marker_bytes(101, P1, ControlType::Commit)]);
-    assert_eq!(delivered(&drain(&mut filter)), [100]);
+    let items = resolve_all(&mut filter, &[data_bytes(0, P1, 2)]);
+    assert_eq!(delivered(&items), [0, 1]);
 }
 
 #[test]
 fn non_transactional_batches_keep_offset_order() {
     let mut filter = ReadCommittedFilter::new();
-    push_all(
+    filter.add_aborted(&[aborted(P1, 0)]);
+    let items = resolve_all(
         &mut filter,
         &[
             data_bytes(0, P1, 3),
@@ -273,43 +258,46 @@ fn non_transactional_batches_keep_offset_order() {
             data_bytes(6, NON_TXN, 1),
         ],
     );
-    let items = drain(&mut filter);
     assert_eq!(shape(&items), "SDSD");
     assert_eq!(delivered(&items), [3, 4, 6]);
     assert_eq!(positions(&items), [3, 5, 6, 7]);
 }
 
+/// Unknown or malformed control batches are skipped and end no transaction:
+/// only the ABORT marker does.
 #[test]
-fn unknown_or_malformed_control_is_skipped_and_resolves_nothing() {
+fn unknown_or_malformed_control_is_skipped_and_ends_nothing() {
     let mut filter = ReadCommittedFilter::new();
-    push_all(
+    filter.add_aborted(&[aborted(P1, 0)]);
+    let items = resolve_all(
         &mut filter,
         &[
             data_bytes(0, P1, 1),
             control_bytes(1, P1, &[0, 0, 0, 5], &[0, 0, 0, 0, 0, 0]),
             control_bytes(2, P1, &[0], &[]),
+            data_bytes(3, P1, 1),
+            marker_bytes(4, P1, ControlType::Abort),
+            data_bytes(5, P1, 1),
         ],
     );
-    assert!(filter.pop().is_none());
-    assert_eq!(filter.held(), 1);
-    push_all(&mut filter, &[marker_bytes(3, P1, ControlType::Commit)]);
-    let items = drain(&mut filter);
-    assert_eq!(shape(&items), "DSSS");
-    assert_eq!(positions(&items), [1, 2, 3, 4]);
+    assert_eq!(shape(&items), "SSSSSD");
+    assert_eq!(positions(&items), [1, 2, 3, 4, 5, 6]);
 }
 
 #[test]
 fn empty_batches_still_advance_the_position() {
     let mut filter = ReadCommittedFilter::new();
+    filter.add_aborted(&[aborted(P1, 3)]);
     // Compaction removed every record but kept the header.
     let mut kept = one(data_bytes(0, NON_TXN, 3));
     kept.records.clear();
-    let mut aborted = one(data_bytes(3, P1, 2));
-    aborted.records.clear();
-    filter.push(kept);
-    filter.push(aborted);
-    filter.push(one(marker_bytes(5, P1, ControlType::Abort)));
-    let items = drain(&mut filter);
+    let mut dropped = one(data_bytes(3, P1, 2));
+    dropped.records.clear();
+    let items = vec![
+        filter.resolve(kept),
+        filter.resolve(dropped),
+        filter.resolve(one(marker_bytes(5, P1, ControlType::Abort))),
+    ];
     assert_eq!(shape(&items), "DSS");
     assert_eq!(positions(&items), [3, 5, 6]);
 }
@@ -404,6 +392,11 @@ fn build_log(
 }
 
 proptest! {
+    /// Any interleaving of producers' committed and aborted transactions and
+    /// plain batches, fetched in responses cut anywhere, each carrying the
+    /// aborted transactions its range overlaps (as Kafka computes the list):
+    /// exactly the committed and plain records are delivered, in offset
+    /// order, each batch resolved as it arrives.
     #[test]
     fn model_read_committed_sees_exactly_the_committed_records(
         producers in prop::collection::vec(
@@ -413,7 +406,6 @@ proptest! {
         non_txn in prop::collection::vec(1..4i32, 0..4),
         picks in prop::collection::vec(any::<u32>(), 0..80),
         cuts in prop::collection::vec(any::<bool>(), 0..80),
-        use_list in any::<bool>(),
     ) {
         let (log, aborted, expected) = build_log(&producers, &non_txn, &picks);
         let mut filter = ReadCommittedFilter::new();
@@ -427,21 +419,19 @@ proptest! {
             }
             let first = if start == 0 { 0 } else { log[start - 1].next_offset };
             let last = log[end - 1].next_offset;
-            if use_list {
-                // Like the broker: aborted transactions overlapping the range.
-                let list: Vec<AbortedTransaction> = aborted
-                    .iter()
-                    .filter(|&&(_, first_offset, marker)| first_offset < last && marker >= first)
-                    .map(|&(producer_id, first_offset, _)| AbortedTransaction { producer_id, first_offset })
-                    .collect();
-                filter.add_aborted(&list);
-            }
+            // Like the broker: aborted transactions overlapping the range.
+            let list: Vec<AbortedTransaction> = aborted
+                .iter()
+                .filter(|&&(_, first_offset, marker)| first_offset < last && marker >= first)
+                .map(|&(producer_id, first_offset, _)| AbortedTransaction { producer_id, first_offset })
+                .collect();
+            filter.add_aborted(&list);
             let parts: Vec<Bytes> = log[start..end].iter().map(|e| e.bytes.clone()).collect();
-            push_all(&mut filter, &parts);
-            items.extend(drain(&mut filter));
+            let resolved = resolve_all(&mut filter, &parts);
+            prop_assert_eq!(resolved.len(), end - start, "one item per batch, at once");
+            items.extend(resolved);
             start = end;
         }
-        prop_assert_eq!((filter.held(), filter.queued()), (0, 0));
         prop_assert_eq!(delivered(&items), expected);
         // One item per batch, in order: positions cover every offset, no gap.
         let wanted: Vec<i64> = log.iter().map(|e| e.next_offset).collect();

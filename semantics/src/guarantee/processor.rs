@@ -69,8 +69,13 @@ pub struct ProcessorConfig {
     pub bootstrap: String,
     /// `group.id`.
     pub group_id: String,
-    /// `transactional.id` for exactly-once (default `<group.id>-processor`;
-    /// give each instance its own, stable across restarts).
+    /// `transactional.id` for exactly-once. Default: `<group.id>-processor-`
+    /// and a random suffix, a different id for every instance (with one
+    /// shared default, two instances would fence each other forever). Zombie
+    /// writes are fenced by the group generation (KIP-447), so a random id
+    /// is safe, as in Kafka Streams' exactly-once v2; an id stable across
+    /// restarts (a pod name) lets a restarted instance abort what it left
+    /// open at once instead of after `transaction.timeout.ms`.
     pub transactional_id: Option<String>,
     /// Extra producer properties (the guarantee's override them).
     pub producer: Vec<(String, String)>,
@@ -99,6 +104,22 @@ impl ProcessorConfig {
             }),
         }
     }
+}
+
+/// The configured `transactional.id`, else one of this instance's own.
+fn transactional_id(config: &ProcessorConfig) -> String {
+    config.transactional_id.clone().unwrap_or_else(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
+        );
+        format!("{}-processor-{:016x}", config.group_id, hasher.finish())
+    })
 }
 
 /// What a run did.
@@ -151,11 +172,7 @@ impl Processor {
         producer_props.extend(guarantee.producer_properties());
         let transactional = guarantee.commit_point() == CommitPoint::InTransaction;
         if transactional {
-            let id = config
-                .transactional_id
-                .clone()
-                .unwrap_or_else(|| format!("{}-processor", config.group_id));
-            producer_props.push(("transactional.id".into(), id));
+            producer_props.push(("transactional.id".into(), transactional_id(&config)));
         }
         let mut consumer_props = vec![
             ("bootstrap.servers".to_owned(), config.bootstrap.clone()),
@@ -541,4 +558,22 @@ async fn settle(outputs: Vec<DeliveryFuture>) -> (u64, u64) {
         }
     }
     (sent, failed)
+}
+
+#[cfg(test)]
+mod transactional_id_tests {
+    use super::{transactional_id, ProcessorConfig};
+
+    /// Issue 14 (16): with one shared default (`<group.id>-processor`) two
+    /// instances fenced each other forever.
+    #[test]
+    fn every_instance_gets_a_transactional_id_of_its_own() {
+        let config = ProcessorConfig::new("localhost:9092", "orders");
+        let (a, b) = (transactional_id(&config), transactional_id(&config));
+        assert_ne!(a, b);
+        assert!(a.starts_with("orders-processor-"), "{a}");
+        let mut stable = config.clone();
+        stable.transactional_id = Some("orders-pod-7".into());
+        assert_eq!(transactional_id(&stable), "orders-pod-7");
+    }
 }

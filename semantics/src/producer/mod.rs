@@ -142,16 +142,25 @@ impl Producer {
             return Err(ProduceError::Closed);
         }
         let size = record_size(&record);
-        if size + BATCH_OVERHEAD > self.shared.config.max_request_size {
-            return Ok(DeliveryFuture::failed(ProduceError::RecordTooLarge {
+        let too_large = (size + BATCH_OVERHEAD > self.shared.config.max_request_size).then(|| {
+            ProduceError::RecordTooLarge {
                 size,
                 max: self.shared.config.max_request_size,
-            }));
+            }
+        });
+        if let (Some(error), None) = (&too_large, &self.txn) {
+            return Ok(DeliveryFuture::failed(error.clone()));
         }
         let partition = self.choose_partition(&record).await?;
         if let Some(txn) = &self.txn {
             // The partition joins the transaction before its first record is sent.
             txn.ensure_partition(&record.topic, partition).await?;
+            if let Some(error) = too_large {
+                // The record belongs to the open transaction: failing it
+                // alone would let the commit go through without it.
+                self.shared.record_failed_in_transaction(&error, false);
+                return Ok(DeliveryFuture::failed(error));
+            }
         }
         self.reserve_buffer(size).await?;
         let timestamp = record.timestamp.unwrap_or_else(now_ms);

@@ -93,6 +93,20 @@ impl Shared {
         self.pending.load(Ordering::Acquire)
     }
 
+    /// Transactional producers: a record of the open transaction failed, so
+    /// the transaction can only abort (the first failure is the reason).
+    pub fn record_failed_in_transaction(&self, error: &ProduceError, in_doubt: bool) {
+        if let Some(txn) = &self.txn {
+            txn.failure
+                .lock()
+                .expect("txn lock")
+                .get_or_insert_with(|| error.to_string());
+            if error.outcome_unknown() || in_doubt {
+                txn.in_doubt.store(true, Ordering::Release);
+            }
+        }
+    }
+
     /// Settles a batch: its futures resolve, its buffer space returns.
     pub fn complete_batch(&self, batch: &ClosedBatch, result: Result<BatchAck, ProduceError>) {
         let records = batch.record_count as u64;
@@ -100,15 +114,7 @@ impl Shared {
             Ok(_) => Counters::add(&self.counters.records_acked, records),
             Err(error) => {
                 Counters::add(&self.counters.records_failed, records);
-                if let Some(txn) = &self.txn {
-                    txn.failure
-                        .lock()
-                        .expect("txn lock")
-                        .get_or_insert_with(|| error.to_string());
-                    if error.outcome_unknown() || batch.in_doubt {
-                        txn.in_doubt.store(true, Ordering::Release);
-                    }
-                }
+                self.record_failed_in_transaction(error, batch.in_doubt);
             }
         }
         batch.outcome.complete(result);

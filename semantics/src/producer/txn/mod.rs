@@ -119,6 +119,12 @@ struct Inner {
     /// Partitions in the open transaction, by topic: looked up per record
     /// without building a key.
     partitions: HashMap<String, HashSet<i32>>,
+    /// The coordinator may know of the open transaction: an
+    /// AddPartitionsToTxn or AddOffsetsToTxn was answered, or its outcome is
+    /// unknown. Then only EndTxn ends it (a transaction of offsets alone
+    /// included); otherwise the coordinator would abort it at
+    /// `transaction.timeout.ms` and fence the producer.
+    started: bool,
 }
 
 /// One transactional id's coordinator protocol.
@@ -171,6 +177,7 @@ impl TransactionManager {
                 state: TxnState::Uninitialized,
                 producer: (-1, -1),
                 partitions: HashMap::new(),
+                started: false,
             }),
             ops: tokio::sync::Mutex::new(()),
         })
@@ -210,6 +217,7 @@ impl TransactionManager {
                     let mut inner = self.inner.lock().expect("txn lock");
                     inner.producer = identity;
                     inner.partitions.clear();
+                    inner.started = false;
                 }
                 self.apply(TxnEvent::InitDone)?;
                 info!(transactional_id = %self.transactional_id, producer_id = identity.0, epoch = identity.1, "transactions initialised");
@@ -250,10 +258,11 @@ impl TransactionManager {
         let tp = TopicPartition::new(topic, partition);
         let request =
             requests::add_partitions(&self.transactional_id, producer, std::slice::from_ref(&tp));
-        match self
+        let result = self
             .call(&self.coordinator, &request, requests::add_partitions_error)
-            .await
-        {
+            .await;
+        self.note_started(&result);
+        match result {
             Ok(_) => {
                 self.inner
                     .lock()
@@ -298,10 +307,11 @@ impl TransactionManager {
             inner.producer
         };
         let add = requests::add_offsets(&self.transactional_id, producer, &group.group_id);
-        if let Err(error) = self
+        let added = self
             .call(&self.coordinator, &add, |r| KafkaCode(r.error_code))
-            .await
-        {
+            .await;
+        self.note_started(&added);
+        if let Err(error) = added {
             return Err(self.fail_with(error, TxnEvent::AbortableError));
         }
         let coordinator = self.group_coordinator(&group.group_id);
@@ -333,16 +343,24 @@ impl TransactionManager {
             .clone()
     }
 
+    /// Records that the coordinator may know of the transaction once an
+    /// AddPartitionsToTxn or AddOffsetsToTxn was answered or may have arrived.
+    fn note_started<T>(&self, result: &Result<T, TransactionError>) {
+        if matches!(result, Ok(_) | Err(TransactionError::OutcomeUnknown(_))) {
+            self.inner.lock().expect("txn lock").started = true;
+        }
+    }
+
     /// EndTxn; the caller flushed the transaction's records and applied
     /// `CommitStarted` or `AbortStarted`.
     pub async fn end(&self, commit: bool) -> Result<(), TransactionError> {
         let _op = self.ops.lock().await;
-        let (producer, empty) = {
+        let (producer, started) = {
             let inner = self.inner.lock().expect("txn lock");
-            (inner.producer, inner.partitions.is_empty())
+            (inner.producer, inner.started)
         };
         // Nothing was added: the coordinator knows of no transaction.
-        if empty {
+        if !started {
             self.apply(TxnEvent::EndDone)?;
             return Ok(());
         }
@@ -352,7 +370,11 @@ impl TransactionManager {
             .await
         {
             Ok(_) => {
-                self.inner.lock().expect("txn lock").partitions.clear();
+                {
+                    let mut inner = self.inner.lock().expect("txn lock");
+                    inner.partitions.clear();
+                    inner.started = false;
+                }
                 self.apply(TxnEvent::EndDone)?;
                 Ok(())
             }
