@@ -91,6 +91,11 @@ impl ProduceError {
     pub fn outcome_unknown(&self) -> bool {
         match self {
             Self::Connection(error) => error.outcome_unknown(),
+            // REQUEST_TIMED_OUT: the leader may have appended and then timed
+            // out waiting for its replicas; NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+            // appended to the leader's log, acknowledged by too few replicas.
+            // Either may be read later: resending could duplicate.
+            Self::Broker { code, .. } => matches!(code.0, 7 | 20),
             Self::DeliveryTimeout {
                 outcome_unknown, ..
             } => *outcome_unknown,
@@ -107,5 +112,35 @@ impl ProduceError {
             Self::Transaction(e) if e.is_abortable() => Some(ErrorClass::Abortable),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn broker(code: i16) -> ProduceError {
+        ProduceError::Broker {
+            topic: Arc::from("t"),
+            partition: 0,
+            code: KafkaCode(code),
+            message: None,
+        }
+    }
+
+    /// Issue 14 (14): errors after which the record may be in the log were
+    /// reported as definitely not written, inviting a duplicating resend.
+    #[test]
+    fn answers_that_may_follow_an_append_leave_the_outcome_unknown() {
+        assert!(broker(7).outcome_unknown(), "REQUEST_TIMED_OUT");
+        assert!(
+            broker(20).outcome_unknown(),
+            "NOT_ENOUGH_REPLICAS_AFTER_APPEND"
+        );
+        assert!(
+            !broker(19).outcome_unknown(),
+            "NOT_ENOUGH_REPLICAS: refused before the append"
+        );
+        assert!(!broker(10).outcome_unknown(), "MESSAGE_TOO_LARGE");
     }
 }
