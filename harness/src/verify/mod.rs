@@ -288,7 +288,9 @@ fn workload(stage: &Stage, topic: &str, guarantee: Guarantee, records: u64) -> W
         records,
         first_id: 0,
         producer: 0,
-        txn_size: 100,
+        // 100 records per transaction, more from 100,000 records up: a
+        // million records still run in a thousand transactions.
+        txn_size: (records / 1000).max(100),
         transactional_id: unique("verify-txn"),
         properties: Vec::new(),
         crash_after: None,

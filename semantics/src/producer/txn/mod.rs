@@ -94,6 +94,14 @@ enum Verdict {
     Fatal(KafkaCode),
 }
 
+/// CONCURRENT_TRANSACTIONS: the coordinator is still completing the
+/// previous transaction of this id.
+const CONCURRENT_TRANSACTIONS: KafkaCode = KafkaCode(51);
+
+/// Backoff while the previous transaction completes (Java's TransactionManager
+/// retries AddPartitionsToTxn after 20 ms in that case).
+const CONCURRENT_TRANSACTIONS_BACKOFF: Duration = Duration::from_millis(20);
+
 /// Classifies a transaction coordinator error code (Java's TransactionManager).
 fn classify(code: KafkaCode) -> Verdict {
     match code.0 {
@@ -436,6 +444,10 @@ impl TransactionManager {
                 }
                 Err(failure) => failure,
             };
+            let failure_code = match &failure {
+                Attempt::Code(code) => Some(*code),
+                _ => None,
+            };
             match failure {
                 Attempt::Code(code) => match classify(code) {
                     Verdict::Fatal(code) => {
@@ -468,7 +480,16 @@ impl TransactionManager {
                     coordinator.invalidate().await;
                 }
             }
-            let backoff = self.retry_backoff.mul_f64(f64::from(attempt.min(5)));
+            let backoff = if matches!(failure_code, Some(CONCURRENT_TRANSACTIONS)) {
+                // The previous transaction's markers are still being written:
+                // usually a matter of milliseconds, as the Java client
+                // assumes (20 ms for AddPartitionsToTxn). Backing off the
+                // full retry.backoff.ms would cap a producer near ten
+                // transactions a second on Apache Kafka.
+                CONCURRENT_TRANSACTIONS_BACKOFF.min(self.retry_backoff)
+            } else {
+                self.retry_backoff.mul_f64(f64::from(attempt.min(5)))
+            };
             if Instant::now() + backoff >= deadline {
                 return Err(TransactionError::OutcomeUnknown(format!(
                     "{} did not succeed within {} ms{}",
