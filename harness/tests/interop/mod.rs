@@ -35,6 +35,25 @@ async fn peer(args: &[&str]) -> String {
         .unwrap_or_else(|error| panic!("{error}"))
 }
 
+/// `count` records of `topic` as librdkafka's consumer reads them under
+/// `isolation`, one JSON value each.
+async fn rdkafka_consume(bootstrap: &str, topic: &str, count: &str, isolation: &str) -> Vec<Value> {
+    json_lines(
+        &peer(&[
+            "consume",
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--count",
+            count,
+            "--isolation",
+            isolation,
+        ])
+        .await,
+    )
+}
+
 /// One JSON value per stdout line.
 fn json_lines(stdout: &str) -> Vec<Value> {
     stdout
@@ -185,18 +204,7 @@ async fn kafka_wire_batches_are_read_by_librdkafka() {
             .unwrap();
         assert_eq!(base, Some(0), "{codec}: base offset of the only batch");
 
-        let consumed = json_lines(
-            &peer(&[
-                "consume",
-                "--bootstrap",
-                &bootstrap,
-                "--topic",
-                &topic,
-                "--count",
-                &count,
-            ])
-            .await,
-        );
+        let consumed = rdkafka_consume(&bootstrap, &topic, &count, "read_uncommitted").await;
         assert_eq!(
             consumed.len(),
             RECORDS,
@@ -338,20 +346,7 @@ async fn librdkafka_read_committed_sees_exactly_our_committed_transactions() {
         producer.close(Duration::from_secs(5)).await;
 
         let count = committed.len().to_string();
-        let consumed = json_lines(
-            &peer(&[
-                "consume",
-                "--bootstrap",
-                &bootstrap,
-                "--topic",
-                &topic,
-                "--count",
-                &count,
-                "--isolation",
-                "read_committed",
-            ])
-            .await,
-        );
+        let consumed = rdkafka_consume(&bootstrap, &topic, &count, "read_committed").await;
         let values: Vec<String> = consumed
             .iter()
             .map(|record| record["value"].as_str().unwrap_or_default().to_owned())
