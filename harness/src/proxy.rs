@@ -356,10 +356,10 @@ async fn forward_responses(
 
 /// Waits while the proxy is blackholed, counting the connection once.
 async fn hold_while_partitioned(rules: &Rules, held: &std::sync::atomic::AtomicBool) {
-    let mut partition = rules.partition.subscribe();
-    if !*partition.borrow_and_update() {
+    if !*rules.partition.borrow() {
         return;
     }
+    let mut partition = rules.partition.subscribe();
     if !held.swap(true, Ordering::Relaxed) {
         rules
             .stats

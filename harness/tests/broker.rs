@@ -286,3 +286,96 @@ async fn connection_to(bootstrap: &str) -> Connection {
         .await
         .expect("connect")
 }
+
+/// The cluster API the fault scenarios build on, on a proxied 3-node cluster
+/// of the test's own: leader and coordinator lookups, a controlled stop that
+/// moves leadership, a restart that brings the node back, SIGSTOP/SIGCONT,
+/// and a blackholed proxy that holds bytes without closing, then heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_kills_moves_pauses_and_partitions_nodes() {
+    use harness::broker::cluster::CoordinatorOf;
+    if test_broker::is_external() {
+        eprintln!("KAFKA_BOOTSTRAP is set: this test needs a cluster of its own, so it runs only without it");
+        return;
+    }
+    let mut cluster = Cluster::start(harness::broker::ClusterOptions {
+        proxied: true,
+        ..test_broker::own_cluster(3)
+    })
+    .await
+    .expect("a proxied 3-node cluster");
+    let ids = cluster.node_ids();
+    assert_eq!(ids, [1, 2, 3]);
+    let topic = unique_topic("cluster-api");
+    wire_ops::create_topic(&connection_to(&cluster.bootstrap()).await, &topic, 3)
+        .await
+        .unwrap();
+    let leader = wait_for(|| cluster.leader_of(&topic, 0), |l| l.is_some())
+        .await
+        .flatten()
+        .expect("a leader");
+    for kind in [CoordinatorOf::Group, CoordinatorOf::Transaction] {
+        let node = cluster.coordinator(kind, "cluster-api").await.unwrap();
+        assert!(ids.contains(&node), "{kind:?} coordinator {node}");
+    }
+
+    // A controlled shutdown moves leadership to another replica.
+    cluster.stop(leader).await;
+    let moved = wait_for(
+        || cluster.leader_of(&topic, 0),
+        |l| l.is_some_and(|n| n != leader),
+    )
+    .await
+    .expect("a new leader");
+    assert_ne!(moved, Some(leader));
+    cluster.restart(leader).await.expect("restart on its data");
+
+    // SIGSTOP: the kernel still accepts connections, the node answers
+    // nothing; SIGCONT: it answers again.
+    let quick = ConnectionConfig {
+        request_timeout: Duration::from_secs(1),
+        ..ConnectionConfig::default()
+    };
+    let direct = format!("127.0.0.1:{}", cluster.node(leader).ports.client);
+    assert!(cluster.pause(leader));
+    assert!(connect(&direct, None, quick.clone()).await.is_err());
+    assert!(cluster.resume(leader));
+    connect(&direct, None, ConnectionConfig::default())
+        .await
+        .expect("answers once resumed");
+
+    // A blackholed proxy holds the handshake: nothing answers, nothing closes.
+    let proxy = cluster.proxy(leader).expect("proxied");
+    proxy.blackhole(true);
+    assert!(connect(&proxy.address(), None, quick.clone())
+        .await
+        .is_err());
+    assert!(
+        proxy
+            .stats
+            .blackholed_connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 1
+    );
+    proxy.blackhole(false);
+    connect(&proxy.address(), None, quick)
+        .await
+        .expect("answers once healed");
+}
+
+/// Polls `probe` every 200 ms for up to 60 s until `done` holds.
+async fn wait_for<T, F, Fut>(probe: F, done: impl Fn(&T) -> bool) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, harness::broker::BrokerError>>,
+{
+    for _ in 0..300 {
+        if let Ok(value) = probe().await {
+            if done(&value) {
+                return Some(value);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
+}

@@ -353,19 +353,6 @@ impl Cluster {
         self.nodes.iter_mut().filter_map(Node::detach).collect()
     }
 
-    /// Stops every node (controlled shutdowns, in parallel).
-    pub async fn shutdown(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(pid) = node.pid() {
-                super::signal(pid, libc::SIGCONT);
-                super::signal(pid, libc::SIGTERM);
-            }
-        }
-        for node in &mut self.nodes {
-            node.stop(Duration::from_secs(30)).await;
-        }
-    }
-
     fn lifetime(&self) -> Lifetime {
         Lifetime {
             die_with_parent: self.options.die_with_parent,

@@ -75,14 +75,6 @@ impl Node {
         self.child.as_ref().map(Child::id)
     }
 
-    /// True while the process runs (paused or not).
-    pub fn is_running(&mut self) -> bool {
-        match self.child.as_mut() {
-            Some(child) => matches!(child.try_wait(), Ok(None)),
-            None => false,
-        }
-    }
-
     /// How the process exited, if it did.
     pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
         self.child.as_mut()?.try_wait().ok().flatten()
