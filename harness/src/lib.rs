@@ -1,6 +1,8 @@
 //! `harness`: proof that the delivery guarantees hold against a real broker.
 //!
-//! - [`broker`]: the local nisshi broker — install, start, stop, kill, restart.
+//! - [`broker`]: the local Apache Kafka cluster — install from Maven Central,
+//!   start N KRaft nodes, kill, stop, pause and restart any node, find leaders
+//!   and coordinators.
 //! - [`checker`]: counts lost, duplicated, reordered, aborted-read records.
 //! - [`proxy`]: fault-injecting Kafka-aware TCP proxy.
 //! - [`scripted_broker`]: an in-process broker answering Produce from a script.

@@ -180,8 +180,9 @@ impl Sender {
                 self.fresh_id_needed = false;
                 Ok(true)
             }
-            // Our epoch was bumped by a rival holding the same id (nisshi gives
-            // every idempotent producer one id): ask for a fresh id instead.
+            // Our epoch was bumped by a rival holding the same id (nisshi gave
+            // every idempotent producer one id; Apache Kafka does not, and
+            // the cluster-faults issue reviews this path): ask for a fresh id.
             KafkaCode(47 | 90) if id >= 0 && config.transactional_id.is_none() => {
                 self.fresh_id_needed = true;
                 Ok(false)
