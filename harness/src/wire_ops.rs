@@ -70,6 +70,32 @@ pub async fn create_topic(
     }
 }
 
+/// The leader of `topic`/`partition` (node id and address) in one Metadata
+/// answer from `connection`; `None` while it has none.
+pub async fn partition_leader(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<(i32, String)>, OpError> {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+    ]));
+    let metadata = connection.send(&request).await?;
+    let leader = metadata
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == partition && p.error_code == 0)
+        .map(|p| p.leader_id);
+    Ok(leader.and_then(|id| {
+        metadata
+            .brokers
+            .iter()
+            .find(|b| b.node_id == id)
+            .map(|b| (id.0, format!("{}:{}", b.host.as_str(), b.port)))
+    }))
+}
+
 /// The address of the leader of `topic`/`partition`, found through Metadata
 /// on `connection`. A topic just created has no leader for a moment: this
 /// waits up to 30 s for one.
@@ -78,26 +104,9 @@ pub async fn leader_address(
     topic: &str,
     partition: i32,
 ) -> Result<String, OpError> {
-    let request = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
-    ]));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let metadata = connection.send(&request).await?;
-        let leader = metadata
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .find(|p| p.partition_index == partition && p.error_code == 0)
-            .map(|p| p.leader_id);
-        let address = leader.and_then(|id| {
-            metadata
-                .brokers
-                .iter()
-                .find(|b| b.node_id == id)
-                .map(|b| format!("{}:{}", b.host.as_str(), b.port))
-        });
-        if let Some(address) = address {
+        if let Some((_, address)) = partition_leader(connection, topic, partition).await? {
             return Ok(address);
         }
         if std::time::Instant::now() > deadline {

@@ -293,7 +293,7 @@ async fn connection_to(bootstrap: &str) -> Connection {
 /// and a blackholed proxy that holds bytes without closing, then heals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_kills_moves_pauses_and_partitions_nodes() {
-    use harness::broker::cluster::CoordinatorOf;
+    use harness::broker::cluster::CoordinatorKind;
     if test_broker::is_external() {
         eprintln!("KAFKA_BOOTSTRAP is set: this test needs a cluster of its own, so it runs only without it");
         return;
@@ -314,7 +314,7 @@ async fn the_cluster_kills_moves_pauses_and_partitions_nodes() {
         .await
         .flatten()
         .expect("a leader");
-    for kind in [CoordinatorOf::Group, CoordinatorOf::Transaction] {
+    for kind in [CoordinatorKind::Group, CoordinatorKind::Transaction] {
         let node = cluster.coordinator(kind, "cluster-api").await.unwrap();
         assert!(ids.contains(&node), "{kind:?} coordinator {node}");
     }

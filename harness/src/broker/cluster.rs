@@ -10,12 +10,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use kafka_wire::conn::{connect, ConnectionConfig};
-use kafka_wire::protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_wire::protocol::messages::{
-    FindCoordinatorRequest, MetadataRequest, MetadataResponse, TopicName,
-};
-use kafka_wire::protocol::protocol::StrBytes;
-use kafka_wire::{Connection, KafkaCode};
+use kafka_wire::protocol::messages::{FindCoordinatorRequest, MetadataRequest, MetadataResponse};
+use kafka_wire::Connection;
+pub use semantics::cluster::CoordinatorKind;
+use semantics::cluster::{coordinator_in, find_coordinator_request};
 
 use super::config::{server_properties, ClientSecurity, ClusterSpec, NodePorts};
 use super::install::{install_kafka, kafka_version, KafkaInstall};
@@ -88,15 +86,6 @@ impl ClusterOptions {
             ..Self::default()
         }
     }
-}
-
-/// A coordinator's kind, as FindCoordinator names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CoordinatorOf {
-    /// A consumer group's coordinator.
-    Group,
-    /// A transactional id's coordinator.
-    Transaction,
 }
 
 /// A running cluster. Dropping it kills every node unless it was detached.
@@ -288,24 +277,20 @@ impl Cluster {
         topic: &str,
         partition: i32,
     ) -> Result<Option<usize>, BrokerError> {
-        let request =
-            MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(topic.to_owned()))))]));
-        let metadata = self.any_node_send(&request).await?;
-        let leader = metadata
-            .topics
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .find(|p| p.partition_index == partition)
-            .map(|p| p.leader_id.0);
-        Ok(leader
-            .and_then(|id| usize::try_from(id).ok())
-            .filter(|&id| id > 0))
+        let connection = self.any_node().await?;
+        let leader = crate::wire_ops::partition_leader(&connection, topic, partition)
+            .await
+            .map_err(|e| BrokerError::Lookup(e.to_string()))?;
+        Ok(leader.and_then(|(id, _)| usize::try_from(id).ok()))
     }
 
     /// The node coordinating `key` (a group id or a transactional id),
     /// waiting while the coordinator is still being loaded.
-    pub async fn coordinator(&self, kind: CoordinatorOf, key: &str) -> Result<usize, BrokerError> {
+    pub async fn coordinator(
+        &self,
+        kind: CoordinatorKind,
+        key: &str,
+    ) -> Result<usize, BrokerError> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let connection = self.any_node().await?;
@@ -313,36 +298,22 @@ impl Cluster {
                 .versions()
                 .version_for::<FindCoordinatorRequest>()
                 .map_err(|e| BrokerError::Lookup(e.to_string()))?;
-            let mut request = FindCoordinatorRequest::default().with_key_type(match kind {
-                CoordinatorOf::Group => 0,
-                CoordinatorOf::Transaction => 1,
-            });
-            let key_bytes = StrBytes::from_string(key.to_owned());
-            // v4 batches keys (KIP-699).
-            if version >= 4 {
-                request.coordinator_keys = vec![key_bytes];
-            } else {
-                request.key = key_bytes;
-            }
             let response = connection
-                .send_version(&request, version)
+                .send_version(&find_coordinator_request(kind, key, version), version)
                 .await
                 .map_err(|e| BrokerError::Lookup(format!("FindCoordinator: {e}")))?;
-            let (code, node) = match response.coordinators.first() {
-                Some(c) if version >= 4 => (c.error_code, c.node_id.0),
-                _ => (response.error_code, response.node_id.0),
-            };
-            if code == 0 {
-                return usize::try_from(node)
-                    .map_err(|_| BrokerError::Lookup(format!("coordinator node id {node}")));
+            match coordinator_in(response, version) {
+                Ok((node, _)) => {
+                    return usize::try_from(node)
+                        .map_err(|_| BrokerError::Lookup(format!("coordinator node id {node}")))
+                }
+                Err(error) if Instant::now() > deadline => {
+                    return Err(BrokerError::Lookup(format!(
+                        "FindCoordinator({key}) kept failing: {error:?}"
+                    )))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             }
-            if Instant::now() > deadline {
-                return Err(BrokerError::Lookup(format!(
-                    "FindCoordinator({key}) kept failing: {}",
-                    KafkaCode(code)
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -413,17 +384,6 @@ impl Cluster {
             }
         }
         Err(BrokerError::Lookup("no node of the cluster answers".into()))
-    }
-
-    async fn any_node_send(
-        &self,
-        request: &MetadataRequest,
-    ) -> Result<MetadataResponse, BrokerError> {
-        let connection = self.any_node().await?;
-        connection
-            .send(request)
-            .await
-            .map_err(|e| BrokerError::Lookup(format!("Metadata: {e}")))
     }
 }
 

@@ -93,23 +93,12 @@ impl Coordinator {
             .versions()
             .version_for::<FindCoordinatorRequest>()
             .map_err(|e| CoordinatorError::Connection(e.into()))?;
-        let key_type = match self.kind {
-            CoordinatorKind::Group => 0,
-            CoordinatorKind::Transaction => 1,
-        };
-        let key = StrBytes::from_string(self.key.clone());
-        let mut request = FindCoordinatorRequest::default().with_key_type(key_type);
-        // v4 batches keys (KIP-699).
-        if version >= 4 {
-            request.coordinator_keys = vec![key];
-        } else {
-            request.key = key;
-        }
+        let request = find_coordinator_request(self.kind, &self.key, version);
         let response = connection
             .send_version(&request, version)
             .await
             .map_err(CoordinatorError::Connection)?;
-        let (node_id, address) = address_from(response, version)?;
+        let (node_id, address) = coordinator_in(response, version)?;
         // The address Metadata advertises for that node wins: it is the one
         // clients are meant to use (a proxy, a NAT), and some brokers answer
         // FindCoordinator with their listener's address instead.
@@ -117,7 +106,30 @@ impl Coordinator {
     }
 }
 
-fn address_from(
+/// FindCoordinator for one `key` of `kind`, shaped for `version`.
+pub fn find_coordinator_request(
+    kind: CoordinatorKind,
+    key: &str,
+    version: i16,
+) -> FindCoordinatorRequest {
+    let key_type = match kind {
+        CoordinatorKind::Group => 0,
+        CoordinatorKind::Transaction => 1,
+    };
+    let key = StrBytes::from_string(key.to_owned());
+    let mut request = FindCoordinatorRequest::default().with_key_type(key_type);
+    // v4 batches keys (KIP-699).
+    if version >= 4 {
+        request.coordinator_keys = vec![key];
+    } else {
+        request.key = key;
+    }
+    request
+}
+
+/// The coordinator's node id and address in a FindCoordinator answer of
+/// `version` (one key), or its error code.
+pub fn coordinator_in(
     response: FindCoordinatorResponse,
     version: i16,
 ) -> Result<(i32, String), CoordinatorError> {

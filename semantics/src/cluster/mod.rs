@@ -3,7 +3,9 @@
 
 mod coordinator;
 
-pub use coordinator::{Coordinator, CoordinatorError, CoordinatorKind};
+pub use coordinator::{
+    coordinator_in, find_coordinator_request, Coordinator, CoordinatorError, CoordinatorKind,
+};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
