@@ -32,6 +32,10 @@ pub struct Faults {
     /// of one partition that is inside the last record batch, past its CRC's
     /// start, so the batch fails its CRC-32C check.
     pub corrupt_responses: HashMap<i16, Vec<u64>>,
+    /// Never forward these requests (1-based, per API key) and reset their
+    /// connection: the broker never sees them, so the client's call failed
+    /// for certain (unlike a dropped response, whose request was applied).
+    pub drop_requests: HashMap<i16, Vec<u64>>,
 }
 
 /// Counters of what the proxy did.
@@ -45,6 +49,8 @@ pub struct ProxyStats {
     pub chaos_kills: AtomicU64,
     /// Responses corrupted.
     pub corrupted_responses: AtomicU64,
+    /// Requests never forwarded.
+    pub dropped_requests: AtomicU64,
     /// Connections whose bytes a blackhole held.
     pub blackholed_connections: AtomicU64,
 }
@@ -124,6 +130,7 @@ impl FaultProxy {
             &self.stats.dropped_responses,
             &self.stats.chaos_kills,
             &self.stats.corrupted_responses,
+            &self.stats.dropped_requests,
             &self.stats.blackholed_connections,
         ] {
             counter.store(0, Ordering::Relaxed);
@@ -200,7 +207,9 @@ impl Rules {
             .lock()
             .expect("blackholed lock")
             .contains(&api_key);
-        if blackholed || listed(&faults.drop_responses) {
+        if listed(&faults.drop_requests) {
+            Some(Doom::DropRequest)
+        } else if blackholed || listed(&faults.drop_responses) {
             Some(Doom::Drop)
         } else if listed(&faults.corrupt_responses) {
             Some(Doom::Corrupt)
@@ -261,6 +270,7 @@ async fn accept_loop(
 enum Doom {
     Drop,
     Corrupt,
+    DropRequest,
 }
 
 enum Relay {
@@ -311,7 +321,12 @@ async fn forward_requests(
         if frame.len() >= 12 {
             let api_key = i16::from_be_bytes([frame[4], frame[5]]);
             let correlation_id = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
-            if let Some(doom) = rules.count_request(api_key) {
+            let doom = rules.count_request(api_key);
+            if doom == Some(Doom::DropRequest) {
+                rules.stats.dropped_requests.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            if let Some(doom) = doom {
                 doomed
                     .lock()
                     .expect("doomed lock")

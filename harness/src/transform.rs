@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use semantics::consumer::ConsumerRecord;
 use semantics::guarantee::batch::LoopOptions;
 use semantics::guarantee::processor::{Processor, ProcessorConfig, ProcessorStats};
 use semantics::{Guarantee, ProducerRecord};
@@ -55,15 +56,20 @@ pub async fn run(args: &TransformArgs) -> Result<ProcessorStats, Box<dyn std::er
     let output = args.output.clone();
     let stats = processor
         .run(&[args.input.as_str()], |record| {
-            let mut value = b"T:".to_vec();
-            value.extend_from_slice(record.value.as_deref().unwrap_or_default());
-            let mut out = ProducerRecord::new(output.as_str(), Bytes::from(value));
-            if let Some(key) = &record.key {
-                out = out.key(key.clone());
-            }
-            Ok(vec![out])
+            Ok(vec![transformed(record, &output)])
         })
         .await?;
     processor.close().await;
     Ok(stats)
+}
+
+/// The output of `record`: same key, value `T:` + the input value.
+pub fn transformed(record: &ConsumerRecord, output: &str) -> ProducerRecord {
+    let mut value = b"T:".to_vec();
+    value.extend_from_slice(record.value.as_deref().unwrap_or_default());
+    let mut out = ProducerRecord::new(output, Bytes::from(value));
+    if let Some(key) = &record.key {
+        out = out.key(key.clone());
+    }
+    out
 }

@@ -8,6 +8,7 @@ mod guarantees;
 mod interop;
 mod patterns;
 mod producer;
+mod rebalance;
 mod security;
 mod transactions;
 

@@ -49,11 +49,13 @@ pub enum Scenario {
     ProducerCrash,
     /// An old producer still writing.
     ZombieProducer,
+    /// Processors joining and leaving one group while batches are in flight.
+    RebalanceMidBatch,
 }
 
 impl Scenario {
     /// All, in table order.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Self::NoFault,
         Self::LostProduceResponse,
         Self::ConnectionResets,
@@ -61,6 +63,7 @@ impl Scenario {
         Self::ConsumerCrash,
         Self::ProducerCrash,
         Self::ZombieProducer,
+        Self::RebalanceMidBatch,
     ];
 
     /// CLI name.
@@ -73,6 +76,7 @@ impl Scenario {
             Self::ConsumerCrash => "consumer-crash",
             Self::ProducerCrash => "producer-crash",
             Self::ZombieProducer => "zombie-producer",
+            Self::RebalanceMidBatch => "rebalance-mid-batch",
         }
     }
 

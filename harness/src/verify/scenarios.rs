@@ -39,6 +39,7 @@ pub(super) async fn run(
         Scenario::ConsumerCrash => consumer_crash(guarantee, options, stage).await,
         Scenario::ProducerCrash => producer_crash(guarantee, options, stage).await,
         Scenario::ZombieProducer => zombie(guarantee, options, stage).await,
+        Scenario::RebalanceMidBatch => rebalance_mid_batch(guarantee, options, stage).await,
     }
 }
 
@@ -191,4 +192,130 @@ async fn zombie(
     // marked aborted: reading it would be an `aborted_read`.
     sent.extend(zombie.await?);
     Ok((checked(stage, &topic, guarantee, &sent).await?, 1))
+}
+
+/// Input written cleanly; processors (dynamic members of one group) join and
+/// leave while batches are in flight — two from the start, a third and
+/// fourth joining, the first two leaving (between batches, as on SIGTERM) —
+/// then a last member finishes what is left. The checker reads the output.
+async fn rebalance_mid_batch(
+    guarantee: Guarantee,
+    options: &VerifyOptions,
+    stage: &mut Stage,
+) -> Result<(Anomalies, u64), Error> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let (input, output) = (unique("verify-rb-in"), unique("verify-rb-out"));
+    create_topic(&stage.bootstrap(), &input, 6).await?;
+    create_topic(&stage.bootstrap(), &output, PARTITIONS).await?;
+    let clean = workload(stage, &input, Guarantee::AtLeastOnce, options.records);
+    let sent: Vec<Sent> = produce(&clean).await;
+    let group = unique("verify-rb-group");
+    let handled = Arc::new(AtomicU64::new(0));
+    let member = |stop: tokio::sync::oneshot::Receiver<()>| {
+        let (bootstrap, input, output, group) = (
+            stage.bootstrap(),
+            input.clone(),
+            output.clone(),
+            group.clone(),
+        );
+        let handled = handled.clone();
+        tokio::spawn(async move {
+            rebalancing_member(
+                guarantee, &bootstrap, &group, &input, &output, stop, &handled,
+            )
+            .await
+        })
+    };
+    // (fraction of the input handled, member to start (Some) or stop (None)).
+    let schedule: [(u64, Option<usize>); 4] =
+        [(15, Some(2)), (35, None), (55, Some(3)), (75, None)];
+    let mut stops = Vec::new();
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        stops.push(Some(tx));
+        members.push(member(rx));
+    }
+    let mut changes = 0;
+    let mut to_stop = 0;
+    for (percent, change) in schedule {
+        let at = options.records * percent / 100;
+        while handled.load(Ordering::Relaxed) < at && members.iter().any(|m| !m.is_finished()) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if members.iter().all(|m| m.is_finished()) {
+            break;
+        }
+        changes += 1;
+        match change {
+            Some(_) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                stops.push(Some(tx));
+                members.push(member(rx));
+            }
+            None => {
+                if let Some(stop) = stops[to_stop].take() {
+                    let _ = stop.send(());
+                }
+                to_stop += 1;
+            }
+        }
+    }
+    for member in members {
+        member.await??;
+    }
+    // Whatever the members left (one may idle out mid-rebalance) is finished
+    // by a last one; the promise is about what ends in the output.
+    let (_keep, last) = tokio::sync::oneshot::channel();
+    member(last).await??;
+    Ok((checked(stage, &output, guarantee, &sent).await?, changes))
+}
+
+/// One processor of the rebalance scenario, until idle or told to stop.
+async fn rebalancing_member(
+    guarantee: Guarantee,
+    bootstrap: &str,
+    group: &str,
+    input: &str,
+    output: &str,
+    stop: tokio::sync::oneshot::Receiver<()>,
+    handled: &std::sync::atomic::AtomicU64,
+) -> Result<(), Error> {
+    use semantics::guarantee::batch::LoopOptions;
+    use semantics::guarantee::processor::{Processor, ProcessorConfig};
+
+    let mut config = ProcessorConfig::new(bootstrap, group);
+    config.consumer = [
+        ("session.timeout.ms", "10000"),
+        ("heartbeat.interval.ms", "300"),
+        ("fetch.max.wait.ms", "100"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    config.producer = vec![("linger.ms".into(), "5".into())];
+    config.batching = LoopOptions {
+        max_batch: 500,
+        max_wait: Duration::from_millis(50),
+        idle_timeout: Some(Duration::from_secs(5)),
+    };
+    let mut processor = Processor::new(config, std::sync::Arc::new(guarantee)).await?;
+    let stopped = async {
+        let _ = stop.await;
+    };
+    let result = processor
+        .run_until(
+            &[input],
+            |record| {
+                handled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(vec![crate::transform::transformed(record, output)])
+            },
+            stopped,
+        )
+        .await;
+    processor.close().await;
+    result?;
+    Ok(())
 }

@@ -348,3 +348,113 @@ async fn at_least_once_dead_letters_a_poison_pill() {
 async fn exactly_once_dead_letters_a_poison_pill_in_the_transaction() {
     poison_pill_is_dead_lettered(Guarantee::ExactlyOnce).await;
 }
+
+/// Issue 14 (9): an output the producer refuses for good (here larger than
+/// `max.request.size`) was retried forever — the processor neither moved on
+/// nor said why. The failure policy now applies to it as to a handler error,
+/// without retries (no retry can shrink a record): dead-lettered under a DLQ
+/// policy (class `non-retriable`, in the transaction for exactly-once),
+/// `OutputGaveUp` under a retry-only policy.
+async fn oversized_output(guarantee: Guarantee) {
+    use semantics::guarantee::processor::ProcessError;
+    const COUNT: usize = 200;
+    let bootstrap = test_broker::bootstrap();
+    let (input, output) = topics(&bootstrap, COUNT).await;
+    let dlq = unique_topic("g-big-dlq");
+    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    wire_ops::create_topic(&connection, &dlq, 1).await.unwrap();
+    let handler = |out: String| {
+        move |record: &semantics::ConsumerRecord| {
+            let value =
+                String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
+            let payload = if value == "in-123" {
+                vec![b'x'; 2 << 20]
+            } else {
+                format!("T:{value}").into_bytes()
+            };
+            Ok(vec![ProducerRecord::new(out.as_str(), payload)])
+        }
+    };
+
+    let mut config = ProcessorConfig::new(&bootstrap, unique_topic("g-big-group"));
+    config.batching.idle_timeout = Some(Duration::from_secs(3));
+    config.on_failure = OnFailure::Retry(RetryPolicy {
+        initial: Duration::from_millis(5),
+        max_attempts: Some(3),
+        ..RetryPolicy::default()
+    });
+    let mut processor = Processor::new(config.clone(), Arc::new(guarantee))
+        .await
+        .unwrap();
+    let stopped = tokio::time::timeout(
+        Duration::from_secs(60),
+        processor.run(&[input.as_str()], handler(output.clone())),
+    )
+    .await
+    .expect("the processor gives up instead of retrying forever");
+    processor.close().await;
+    match stopped {
+        Err(ProcessError::OutputGaveUp { offset, .. }) => assert!(offset >= 0),
+        other => panic!("expected OutputGaveUp, got {other:?}"),
+    }
+
+    config.on_failure = OnFailure::DeadLetter {
+        retry: RetryPolicy {
+            initial: Duration::from_millis(5),
+            max_attempts: Some(3),
+            ..RetryPolicy::default()
+        },
+        topic: dlq.clone(),
+    };
+    let mut processor = Processor::new(config, Arc::new(guarantee)).await.unwrap();
+    let stats = tokio::time::timeout(
+        Duration::from_secs(60),
+        processor.run(&[input.as_str()], handler(output.clone())),
+    )
+    .await
+    .expect("the processor moves on")
+    .unwrap();
+    processor.close().await;
+    assert_eq!(stats.dead_lettered, 1, "{stats:?}");
+    let seen = outputs(&bootstrap, &output).await;
+    let (lost, duplicated) = anomalies(&seen, COUNT);
+    assert_eq!(lost, 1, "only the oversized output is missing");
+    assert_promise(guarantee, 0, duplicated, "oversized output");
+
+    let mut reader = Consumer::from_properties([
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+    ])
+    .unwrap();
+    reader
+        .assign(vec![TopicPartition::new(&dlq, 0)])
+        .await
+        .unwrap();
+    let record = reader
+        .poll(Duration::from_secs(10))
+        .await
+        .expect("the DLQ record")
+        .unwrap();
+    let envelope = DeadLetter::parse(&record).expect("an envelope");
+    assert_eq!(envelope.original.value.as_deref(), Some(&b"in-123"[..]));
+    assert_eq!(envelope.failure.class, FailureClass::NonRetriable);
+    assert!(
+        envelope.failure.reason.contains("max.request.size"),
+        "{}",
+        envelope.failure.reason
+    );
+    reader.close().await;
+}
+
+#[tokio::test]
+async fn at_least_once_dead_letters_an_output_too_large_to_send() {
+    oversized_output(Guarantee::AtLeastOnce).await;
+}
+
+#[tokio::test]
+async fn exactly_once_dead_letters_an_output_too_large_to_send() {
+    oversized_output(Guarantee::ExactlyOnce).await;
+}

@@ -73,7 +73,7 @@ async fn requests_get_their_replies_and_strays_are_counted() {
     );
 
     // The server joins its group before any request, so `IDLE` is not spent joining.
-    let mut server = Consumer::from_properties([
+    let server = Consumer::from_properties([
         ("bootstrap.servers", bootstrap.as_str()),
         ("group.id", "rr-server"),
         ("auto.offset.reset", "earliest"),

@@ -49,6 +49,10 @@ async fn read_back(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<u8>
     let connection = connect(bootstrap, None, ConnectionConfig::default())
         .await
         .unwrap();
+    // Only the partition's leader answers a Fetch from a client.
+    let connection = wire_ops::leader_connection(&connection, topic, 0)
+        .await
+        .unwrap();
     let mut values = Vec::with_capacity(expected);
     let mut offset = 0;
     let mut idle_rounds = 0;

@@ -15,7 +15,8 @@
 //! | `max.partition.fetch.bytes` | 1048576 | |
 //! | `queued.max.messages.kbytes` | 65536 | prefetched bytes waiting for the application |
 //! | `session.timeout.ms` / `heartbeat.interval.ms` | 45000 / 3000 | |
-//! | `max.poll.interval.ms` | 300000 | the JoinGroup rebalance timeout |
+//! | `max.poll.interval.ms` | 300000 | the JoinGroup rebalance timeout; a member that does not poll for this long leaves the group |
+//! | `metadata.max.age.ms` | 300000 | how often the group leader checks subscribed topics for new partitions or new topics |
 //! | `partition.assignment.strategy` | `range,cooperative-sticky` | names or Java class names; first is preferred |
 //! | `check.crcs` | `true` | CRC-32C of every fetched batch |
 //! | `request.timeout.ms` | 30000 | |
@@ -98,6 +99,8 @@ pub struct ConsumerConfig {
     pub heartbeat_interval: Duration,
     /// `max.poll.interval.ms`.
     pub max_poll_interval: Duration,
+    /// `metadata.max.age.ms`.
+    pub metadata_max_age: Duration,
     /// `partition.assignment.strategy`, protocol names in preference order.
     pub assignment_strategies: Vec<String>,
     /// `check.crcs`.
@@ -133,6 +136,7 @@ impl Default for ConsumerConfig {
             session_timeout: Duration::from_millis(45_000),
             heartbeat_interval: Duration::from_millis(3_000),
             max_poll_interval: Duration::from_millis(300_000),
+            metadata_max_age: Duration::from_millis(300_000),
             assignment_strategies: vec!["range".into(), "cooperative-sticky".into()],
             check_crcs: true,
             request_timeout: Duration::from_millis(30_000),
@@ -216,6 +220,7 @@ impl ConsumerConfig {
             "session.timeout.ms" => self.session_timeout = millis(key, value)?,
             "heartbeat.interval.ms" => self.heartbeat_interval = millis(key, value)?,
             "max.poll.interval.ms" => self.max_poll_interval = millis(key, value)?,
+            "metadata.max.age.ms" => self.metadata_max_age = millis(key, value)?,
             "partition.assignment.strategy" => self.assignment_strategies = strategies(key, value)?,
             "check.crcs" => self.check_crcs = boolean(key, value)?,
             "request.timeout.ms" => self.request_timeout = millis(key, value)?,
@@ -324,6 +329,7 @@ impl ConsumerConfig {
                 "max.poll.interval.ms".to_owned(),
                 ms(self.max_poll_interval),
             ),
+            ("metadata.max.age.ms".to_owned(), ms(self.metadata_max_age)),
             (
                 "partition.assignment.strategy".to_owned(),
                 self.assignment_strategies.join(","),

@@ -34,6 +34,8 @@ pub struct Shared {
     pub taken: Notify,
     /// Group coordinator and generation, when `group.id` is set.
     pub group: Option<Arc<super::group::GroupShared>>,
+    /// When the application last polled (`max.poll.interval.ms`).
+    pub poll_clock: super::liveness::PollClock,
 }
 
 /// Committed offsets per partition, `None` where nothing was committed.
@@ -56,17 +58,20 @@ pub enum Command {
     ),
     /// Stop (true) or restart (false) fetching partitions.
     Pause(Vec<TopicPartition>, bool, oneshot::Sender<()>),
-    /// Commit the consumed positions, or the given offsets.
+    /// Commit the consumed positions, or the given offsets (under the given
+    /// generation, else the current one).
     Commit(
         Option<Vec<(TopicPartition, i64)>>,
+        Option<GroupMetadata>,
         oneshot::Sender<Result<(), ConsumeError>>,
     ),
     /// Committed offsets, from the coordinator.
     Committed(Vec<TopicPartition>, oneshot::Sender<CommittedOffsets>),
     /// The current assignment with the positions.
     Assignment(oneshot::Sender<Vec<(TopicPartition, Option<i64>)>>),
-    /// Group generation, for transactional offset commits.
-    GroupMetadata(oneshot::Sender<Option<GroupMetadata>>),
+    /// Group generation, for transactional offset commits, and whether the
+    /// consumer is subscribed (a subscribed consumer needs a generation).
+    GroupMetadata(oneshot::Sender<(Option<GroupMetadata>, bool)>),
     /// Commit (with auto-commit), leave the group and stop.
     Close(oneshot::Sender<()>),
 }
@@ -85,6 +90,15 @@ enum Internal {
         )>,
     ),
     MetadataRefreshed,
+    /// A commit succeeded with these offsets.
+    Committed(FastMap<TopicPartition, i64>),
+}
+
+/// One offset commit, queued.
+struct CommitJob {
+    offsets: FastMap<TopicPartition, i64>,
+    generation: Option<GroupMetadata>,
+    reply: Option<oneshot::Sender<Result<(), ConsumeError>>>,
 }
 
 enum FetchFailure {
@@ -107,6 +121,9 @@ pub struct Driver {
     listener: Option<Arc<dyn RebalanceListener>>,
     decode: DecodeOptions,
     next_auto_commit: Instant,
+    /// Commits run one at a time in the order asked: a retried commit can
+    /// never land after a later one and move the committed offset back.
+    commits: Option<mpsc::UnboundedSender<CommitJob>>,
 }
 
 impl Driver {
@@ -123,6 +140,10 @@ impl Driver {
             ..DecodeOptions::default()
         };
         let next_auto_commit = Instant::now() + shared.config.auto_commit_interval;
+        let commits = shared
+            .group
+            .clone()
+            .map(|group| spawn_committer(group, internal_tx.clone()));
         Self {
             shared,
             commands,
@@ -137,6 +158,7 @@ impl Driver {
             listener,
             decode,
             next_auto_commit,
+            commits,
         }
     }
 
@@ -188,7 +210,7 @@ impl Driver {
             self.next_auto_commit = now + self.shared.config.auto_commit_interval;
             let offsets = self.consumed_offsets(None);
             if !offsets.is_empty() {
-                self.spawn_commit(offsets, None);
+                self.queue_commit(offsets, None, None);
             }
         }
     }
@@ -210,7 +232,7 @@ impl Driver {
             Command::Seek(tp, offset, reply) => {
                 let result = match self.partitions.get_mut(&tp) {
                     Some(state) => {
-                        state.reposition(&tp, offset);
+                        state.reposition(offset);
                         Ok(())
                     }
                     None => Err(ConsumeError::Partition {
@@ -225,12 +247,12 @@ impl Driver {
                 self.pause(&tps, pause);
                 let _ = reply.send(());
             }
-            Command::Commit(offsets, reply) => {
+            Command::Commit(offsets, generation, reply) => {
                 let offsets = match offsets {
                     Some(given) => given.into_iter().collect(),
                     None => self.consumed_offsets(None),
                 };
-                self.spawn_commit(offsets, Some(reply));
+                self.queue_commit(offsets, generation, Some(reply));
             }
             Command::Committed(tps, reply) => {
                 let group = self.shared.group.clone();
@@ -252,7 +274,8 @@ impl Driver {
                 let _ = reply.send(list);
             }
             Command::GroupMetadata(reply) => {
-                let _ = reply.send(self.shared.group.as_ref().map(|g| g.metadata()));
+                let metadata = self.shared.group.as_ref().map(|g| g.metadata());
+                let _ = reply.send((metadata, self.group.is_some()));
             }
             Command::Close(_) => unreachable!("handled in run"),
         }
@@ -267,7 +290,7 @@ impl Driver {
                 // Records already fetched are withheld; fetching resumes where
                 // the application stopped.
                 if let Some(offset) = state.resume_offset() {
-                    state.reposition(tp, offset);
+                    state.reposition(offset);
                 }
             }
             state.paused = pause;
@@ -328,7 +351,7 @@ impl Driver {
     fn remove(&mut self, partitions: &[TopicPartition]) {
         for tp in partitions {
             if let Some(state) = self.partitions.remove(tp) {
-                state.cursor.revoked.store(true, Ordering::Release);
+                state.end_assignment();
             }
         }
     }
@@ -345,31 +368,28 @@ impl Driver {
             .collect()
     }
 
-    fn spawn_commit(
+    fn queue_commit(
         &mut self,
         offsets: FastMap<TopicPartition, i64>,
+        generation: Option<GroupMetadata>,
         reply: Option<oneshot::Sender<Result<(), ConsumeError>>>,
     ) {
-        let Some(group) = self.shared.group.clone() else {
-            if let Some(reply) = reply {
+        let job = CommitJob {
+            offsets,
+            generation,
+            reply,
+        };
+        let Some(commits) = &self.commits else {
+            if let Some(reply) = job.reply {
                 let _ = reply.send(Err(ConsumeError::NoGroup));
             }
             return;
         };
-        for (tp, offset) in &offsets {
-            if let Some(state) = self.partitions.get_mut(tp) {
-                state.committed = Some(*offset);
+        if let Err(mpsc::error::SendError(job)) = commits.send(job) {
+            if let Some(reply) = job.reply {
+                let _ = reply.send(Err(ConsumeError::Closed));
             }
         }
-        tokio::spawn(async move {
-            let result = group.commit(&offsets).await;
-            if let Err(e) = &result {
-                warn!(error = %e, "offset commit failed");
-            }
-            if let Some(reply) = reply {
-                let _ = reply.send(result);
-            }
-        });
     }
 
     fn internal(&mut self, internal: Internal) {
@@ -388,7 +408,7 @@ impl Driver {
                         continue; // seeked or reassigned meanwhile
                     }
                     match result {
-                        Ok(offset) => state.reposition(&tp, offset),
+                        Ok(offset) => state.reposition(offset),
                         Err(error) => {
                             state.halted = true;
                             self.deliver(Delivery::Error {
@@ -400,6 +420,15 @@ impl Driver {
                 }
             }
             Internal::MetadataRefreshed => self.refreshing_metadata = false,
+            // Recorded only once the coordinator took it: a failed commit is
+            // tried again by the next auto-commit.
+            Internal::Committed(offsets) => {
+                for (tp, offset) in offsets {
+                    if let Some(state) = self.partitions.get_mut(&tp) {
+                        state.committed = Some(state.committed.map_or(offset, |c| c.max(offset)));
+                    }
+                }
+            }
         }
     }
 
@@ -598,10 +627,11 @@ impl Driver {
                         },
                     });
                 } else {
-                    let stale = std::mem::replace(state, PartitionState::awaiting_position(tp));
-                    stale.cursor.revoked.store(true, Ordering::Release);
+                    // Still this consumer's partition: the assignment carries over.
+                    let assignment = state.cursor.assignment.clone();
+                    state.cursor.revoked.store(true, Ordering::Release);
                     self.partitions.remove(tp);
-                    self.add_reset(tp.clone());
+                    self.add_reset(tp.clone(), &assignment);
                 }
             }
             PartitionFetch::Error(code) => match code.class() {
@@ -628,8 +658,8 @@ impl Driver {
     }
 
     /// Re-adds `tp` so its position is looked up again (offset out of range).
-    fn add_reset(&mut self, tp: TopicPartition) {
-        let state = PartitionState::awaiting_position(&tp);
+    fn add_reset(&mut self, tp: TopicPartition, assignment: &Arc<super::partition::Assignment>) {
+        let state = PartitionState::awaiting_position_in(assignment);
         let cursor = state.cursor.clone();
         self.partitions.insert(tp.clone(), state);
         let shared = self.shared.clone();
@@ -679,24 +709,25 @@ impl Driver {
         }
     }
 
-    /// Commits what was consumed of `partitions` and waits for the answer.
+    /// Commits what was consumed of `partitions` and waits for the answer
+    /// (behind any commit queued before).
     async fn commit_now(&mut self, partitions: &[TopicPartition]) {
         let offsets = self.consumed_offsets(Some(partitions));
         if offsets.is_empty() {
             return;
         }
-        let Some(group) = self.shared.group.clone() else {
-            return;
-        };
-        match group.commit(&offsets).await {
-            Ok(()) => {
+        let (reply, answer) = oneshot::channel();
+        self.queue_commit(offsets.clone(), None, Some(reply));
+        match answer.await {
+            Ok(Ok(())) => {
                 for (tp, offset) in offsets {
                     if let Some(state) = self.partitions.get_mut(&tp) {
                         state.committed = Some(offset);
                     }
                 }
             }
-            Err(e) => warn!(error = %e, "commit before revocation failed"),
+            Ok(Err(e)) => warn!(error = %e, "commit before revocation failed"),
+            Err(_) => {}
         }
     }
 
@@ -711,6 +742,29 @@ impl Driver {
         let all: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
         self.remove(&all);
     }
+}
+
+/// The task that runs queued commits in order.
+fn spawn_committer(
+    group: Arc<super::group::GroupShared>,
+    internal: mpsc::UnboundedSender<Internal>,
+) -> mpsc::UnboundedSender<CommitJob> {
+    let (tx, mut jobs) = mpsc::unbounded_channel::<CommitJob>();
+    tokio::spawn(async move {
+        while let Some(job) = jobs.recv().await {
+            let result = group.commit(&job.offsets, job.generation.as_ref()).await;
+            match &result {
+                Ok(()) => {
+                    let _ = internal.send(Internal::Committed(job.offsets));
+                }
+                Err(e) => warn!(error = %e, "offset commit failed"),
+            }
+            if let Some(reply) = job.reply {
+                let _ = reply.send(result);
+            }
+        }
+    });
+    tx
 }
 
 async fn recv_group(group: &mut Option<GroupLink>) -> Option<GroupEvent> {

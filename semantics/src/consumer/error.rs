@@ -57,6 +57,17 @@ pub enum ConsumeError {
         /// Kafka error code.
         code: KafkaCode,
     },
+    /// The group rebalanced while records were processed: `revoked` were
+    /// taken away (empty when this member is in no generation at all, as
+    /// after a lost membership). Do not commit the records returned since
+    /// the last [`group_metadata`](super::Consumer::group_metadata) — abort
+    /// their transaction, or drop the work — and go on polling: the
+    /// partitions' owners read them again from the committed offsets.
+    #[error("the group rebalanced under the records in hand; partitions taken away: {revoked:?}")]
+    Rebalanced {
+        /// Partitions whose records were returned and that are no longer this consumer's.
+        revoked: Vec<super::TopicPartition>,
+    },
     /// `subscribe` or a commit needs `group.id`.
     #[error("this call needs group.id to be set")]
     NoGroup,
@@ -72,7 +83,23 @@ pub enum ConsumeError {
     Closed,
 }
 
+/// OffsetCommit codes that mean "the group moved on": the member rejoins;
+/// the offsets were not committed (the Java client's `CommitFailedException`
+/// and `RebalanceInProgressException`).
+const REBALANCE_CODES: [i16; 3] = [22, 25, 27];
+
 impl ConsumeError {
+    /// Whether a rebalance refused the commit or took records' partitions
+    /// away: not a failure of the consumer — poll again and process what
+    /// comes (the records may come again, here or at another member).
+    pub fn is_rebalance(&self) -> bool {
+        match self {
+            Self::Rebalanced { .. } => true,
+            Self::Commit { code } => REBALANCE_CODES.contains(&code.0),
+            _ => false,
+        }
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_retriable(&self) -> bool {
         match self {

@@ -37,6 +37,7 @@ mod driver;
 mod error;
 mod fetch;
 pub mod group;
+mod liveness;
 mod offsets;
 mod partition;
 mod positions;
@@ -60,7 +61,7 @@ pub use offsets::GroupMetadata;
 
 use crate::cluster::Cluster;
 use driver::{Command, Driver, Shared};
-use partition::{Cursor, Delivery};
+use partition::{Assignment, Cursor, Delivery};
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,6 +136,10 @@ pub struct Consumer {
     /// Position after the record returned last; it counts as processed when
     /// the application asks for the next one.
     returned: Option<i64>,
+    /// Assignments whose records were returned since the last
+    /// [`group_metadata`](Consumer::group_metadata): they must all still be
+    /// this consumer's when those records' offsets are committed.
+    handed: Vec<Arc<Assignment>>,
     driver: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -177,6 +182,7 @@ impl Consumer {
             buffered: AtomicUsize::new(0),
             taken: Notify::new(),
             group,
+            poll_clock: liveness::PollClock::default(),
         });
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (deliveries_tx, deliveries) = mpsc::unbounded_channel();
@@ -188,6 +194,7 @@ impl Consumer {
             shared,
             current: None,
             returned: None,
+            handed: Vec::new(),
             driver: Some(driver),
         })
     }
@@ -228,6 +235,8 @@ impl Consumer {
     /// The next record. Waits while there is none; errors are per partition
     /// (the others keep flowing) unless they are [`ConsumeError::Group`].
     pub async fn recv(&mut self) -> Result<ConsumerRecord, ConsumeError> {
+        let shared = self.shared.clone();
+        let _waiting = liveness::WaitGuard(&shared.poll_clock);
         std::future::poll_fn(|cx| self.poll_recv(cx))
             .await
             .unwrap_or(Err(ConsumeError::Closed))
@@ -254,11 +263,24 @@ impl Consumer {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<ConsumerRecord, ConsumeError>>> {
         self.settle();
+        let polled = self.next_ready(cx);
+        self.shared.poll_clock.polled(polled.is_pending());
+        polled
+    }
+
+    fn next_ready(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<ConsumerRecord, ConsumeError>>> {
         loop {
             if let Some(current) = &mut self.current {
                 if !current.cursor.is_revoked() {
                     if let Some(record) = current.records.next() {
                         self.returned = Some(record.offset + 1);
+                        let assignment = &current.cursor.assignment;
+                        if !self.handed.iter().rev().any(|a| Arc::ptr_eq(a, assignment)) {
+                            self.handed.push(assignment.clone());
+                        }
                         return Poll::Ready(Some(Ok(ConsumerRecord {
                             topic: current.cursor.topic.clone(),
                             partition: current.cursor.partition,
@@ -328,7 +350,7 @@ impl Consumer {
     /// for the coordinator's answer (the executor is never blocked).
     pub async fn commit(&mut self) -> Result<(), ConsumeError> {
         self.settle();
-        self.call(|tx| Command::Commit(None, tx)).await?
+        self.call(|tx| Command::Commit(None, None, tx)).await?
     }
 
     /// Starts the same commit as [`commit`](Self::commit) and returns at
@@ -336,19 +358,36 @@ impl Consumer {
     pub fn commit_async(&mut self) -> impl std::future::Future<Output = Result<(), ConsumeError>> {
         self.settle();
         let (tx, rx) = oneshot::channel();
-        let sent = self.commands.send(Command::Commit(None, tx));
+        let sent = self.commands.send(Command::Commit(None, None, tx));
         async move {
             sent.map_err(|_| ConsumeError::Closed)?;
             rx.await.map_err(|_| ConsumeError::Closed)?
         }
     }
 
-    /// Commits the given offsets (the next offset to read, per partition).
+    /// Commits the given offsets (the next offset to read, per partition)
+    /// under the group's current generation.
     pub async fn commit_offsets(
         &self,
         offsets: Vec<(TopicPartition, i64)>,
     ) -> Result<(), ConsumeError> {
-        self.call(|tx| Command::Commit(Some(offsets), tx)).await?
+        self.call(|tx| Command::Commit(Some(offsets), None, tx))
+            .await?
+    }
+
+    /// Commits the given offsets under `generation`, as returned by
+    /// [`group_metadata`](Self::group_metadata) for the records they cover.
+    /// If the group has moved to another generation meanwhile the
+    /// coordinator refuses the commit ([`ConsumeError::is_rebalance`]), so
+    /// records are never committed under a generation they were not fetched in.
+    pub async fn commit_offsets_with(
+        &self,
+        offsets: Vec<(TopicPartition, i64)>,
+        generation: &GroupMetadata,
+    ) -> Result<(), ConsumeError> {
+        let generation = generation.clone();
+        self.call(|tx| Command::Commit(Some(offsets), Some(generation), tx))
+            .await?
     }
 
     /// The group's committed offsets (`None`: nothing committed).
@@ -360,8 +399,8 @@ impl Consumer {
     }
 
     /// The assigned partitions with their positions (`None` while unknown).
-    pub async fn assignment(&mut self) -> Result<Vec<(TopicPartition, Option<i64>)>, ConsumeError> {
-        self.settle();
+    /// The record in hand is not counted as processed: asking is not processing.
+    pub async fn assignment(&self) -> Result<Vec<(TopicPartition, Option<i64>)>, ConsumeError> {
         self.call(Command::Assignment).await
     }
 
@@ -382,7 +421,7 @@ impl Consumer {
     }
 
     /// Connectivity, prefetched bytes not yet taken, and assigned partitions.
-    pub async fn health(&mut self) -> crate::health::Health {
+    pub async fn health(&self) -> crate::health::Health {
         let (connected, known) = self.shared.cluster.connectivity();
         let assigned = self.assignment().await;
         let health = crate::health::Health {
@@ -396,9 +435,38 @@ impl Consumer {
         health
     }
 
-    /// The group generation, for `send_offsets_to_transaction` (KIP-447).
-    pub async fn group_metadata(&self) -> Result<Option<GroupMetadata>, ConsumeError> {
-        self.call(Command::GroupMetadata).await
+    /// The group generation to commit the records returned since the
+    /// previous call under — for `send_offsets_to_transaction` (KIP-447) or
+    /// [`commit_offsets_with`](Self::commit_offsets_with). `None` without
+    /// `group.id`.
+    ///
+    /// Rebalances run in the background, so a partition can be taken away
+    /// while its records are being processed. This fails with
+    /// [`ConsumeError::Rebalanced`] when any partition whose records were
+    /// returned since the previous call is no longer this consumer's, or when
+    /// a subscribed consumer is in no generation: those records' offsets must
+    /// not be committed (abort the transaction; their owner reads them
+    /// again from the committed offset). Each call starts a new span of
+    /// records to check.
+    pub async fn group_metadata(&mut self) -> Result<Option<GroupMetadata>, ConsumeError> {
+        // The generation first, then the ownership: a rebalance revokes
+        // (eager) or lets go of (cooperative) partitions before its new
+        // generation is visible here, so owned-after means owned-under.
+        let (metadata, subscribed) = self.call(Command::GroupMetadata).await?;
+        let handed = std::mem::take(&mut self.handed);
+        let revoked: Vec<TopicPartition> = handed
+            .iter()
+            .filter(|a| a.has_ended())
+            .map(|a| a.tp.clone())
+            .collect();
+        let unjoined = subscribed
+            && metadata
+                .as_ref()
+                .is_some_and(|m| m.generation_id < 0 || m.member_id.is_empty());
+        if !revoked.is_empty() || unjoined {
+            return Err(ConsumeError::Rebalanced { revoked });
+        }
+        Ok(metadata)
     }
 
     /// Commits (with auto-commit), leaves the group and stops the background tasks.

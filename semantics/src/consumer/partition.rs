@@ -12,6 +12,33 @@ use super::read_committed::{
 };
 use super::{IsolationLevel, TopicPartition};
 
+/// One assignment of a partition to this consumer, from `assign`/a rebalance
+/// until it is revoked, lost or unassigned. Cursors come and go with seeks
+/// and pauses; the assignment outlives them, so records handed out under it
+/// can be checked for ownership when their offsets are committed (KIP-447:
+/// offsets go with the generation the records were fetched under).
+#[derive(Debug)]
+pub struct Assignment {
+    /// The partition.
+    pub tp: TopicPartition,
+    /// Set when the partition was taken away from this consumer.
+    pub ended: AtomicBool,
+}
+
+impl Assignment {
+    fn new(tp: &TopicPartition) -> Arc<Self> {
+        Arc::new(Self {
+            tp: tp.clone(),
+            ended: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the partition is no longer this consumer's under this assignment.
+    pub fn has_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+}
+
 /// Shared between the driver and the application side for one partition's
 /// current position. Replaced (and the old one revoked) on every seek, pause
 /// or reassignment, so records fetched before it are recognised as stale.
@@ -25,15 +52,18 @@ pub struct Cursor {
     pub consumed: AtomicI64,
     /// Set when records carrying this cursor must no longer be handed out.
     pub revoked: AtomicBool,
+    /// The assignment this cursor belongs to.
+    pub assignment: Arc<Assignment>,
 }
 
 impl Cursor {
-    fn new(tp: &TopicPartition, start: i64) -> Arc<Self> {
+    fn new(assignment: &Arc<Assignment>, start: i64) -> Arc<Self> {
         Arc::new(Self {
-            topic: tp.topic.as_str().into(),
-            partition: tp.partition,
+            topic: assignment.tp.topic.as_str().into(),
+            partition: assignment.tp.partition,
             consumed: AtomicI64::new(start),
             revoked: AtomicBool::new(false),
+            assignment: assignment.clone(),
         })
     }
 
@@ -96,10 +126,15 @@ pub struct PartitionState {
 }
 
 impl PartitionState {
-    /// A partition whose start position is not known yet.
+    /// A newly assigned partition whose start position is not known yet.
     pub fn awaiting_position(tp: &TopicPartition) -> Self {
+        Self::awaiting_position_in(&Assignment::new(tp))
+    }
+
+    /// A partition of `assignment` whose position must be looked up again.
+    pub fn awaiting_position_in(assignment: &Arc<Assignment>) -> Self {
         Self {
-            cursor: Cursor::new(tp, -1),
+            cursor: Cursor::new(assignment, -1),
             fetch_offset: None,
             paused: false,
             in_flight: false,
@@ -110,6 +145,12 @@ impl PartitionState {
             floor: 0,
             filter: ReadCommittedFilter::new(),
         }
+    }
+
+    /// Ends the assignment: records handed out under it may not be committed.
+    pub fn end_assignment(&self) {
+        self.cursor.assignment.ended.store(true, Ordering::Release);
+        self.cursor.revoked.store(true, Ordering::Release);
     }
 
     /// Whether a fetch may include this partition now.
@@ -123,9 +164,9 @@ impl PartitionState {
 
     /// Moves the position to `offset`: revokes the current cursor (records
     /// already fetched will not be handed out) and starts a new one.
-    pub fn reposition(&mut self, tp: &TopicPartition, offset: i64) {
+    pub fn reposition(&mut self, offset: i64) {
         self.cursor.revoked.store(true, Ordering::Release);
-        self.cursor = Cursor::new(tp, offset);
+        self.cursor = Cursor::new(&self.cursor.assignment, offset);
         self.fetch_offset = Some(offset);
         self.floor = offset;
         self.halted = false;

@@ -2,7 +2,7 @@
 //! else `auto.offset.reset` through ListOffsets at the partition's leader.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kafka_wire::KafkaCode;
 use tracing::debug;
@@ -20,7 +20,7 @@ pub async fn resolve_positions(
     let mut out = HashMap::new();
     let mut need_reset = Vec::new();
     match &shared.group {
-        Some(group) => match group.fetch_committed(partitions).await {
+        Some(group) => match stable_committed(group, shared, partitions).await {
             Ok(committed) => {
                 for (tp, offset) in committed {
                     match offset {
@@ -52,6 +52,31 @@ pub async fn resolve_positions(
         out.insert(tp, result);
     }
     out
+}
+
+/// UNSTABLE_OFFSET_COMMIT: a transaction holds offsets of these partitions
+/// that are neither committed nor aborted yet (KIP-447).
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// The committed offsets, waiting out open transactions: a transaction
+/// ends by commit, abort or its timeout, and starting from the offset
+/// committed before it would process its records twice. The Java client
+/// likewise retries for as long as the broker says so.
+async fn stable_committed(
+    group: &super::group::GroupShared,
+    shared: &Shared,
+    partitions: &[TopicPartition],
+) -> Result<Vec<(TopicPartition, Option<i64>)>, ConsumeError> {
+    loop {
+        match group.fetch_committed(partitions).await {
+            Err(ConsumeError::Commit { code }) if code.0 == UNSTABLE_OFFSET_COMMIT => {
+                debug!(?partitions, "offsets held by an open transaction; waiting");
+                tokio::time::sleep(shared.config.retry_backoff.max(Duration::from_millis(100)))
+                    .await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// The `auto.offset.reset` position of `tp`.

@@ -60,6 +60,53 @@ pub enum ProcessError {
         /// The last error.
         last: HandlerError,
     },
+    /// A record's output kept failing (or failed for good: too large,
+    /// invalid, not authorised) and the failure policy has no dead-letter
+    /// queue: the record is neither processed nor skipped.
+    #[error("the output of record {topic}-{partition}@{offset} failed {attempts} times: {last}")]
+    OutputGaveUp {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Offset.
+        offset: i64,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: ProduceError,
+    },
+}
+
+/// Why one input record failed.
+#[derive(Debug)]
+enum RecordFailure {
+    /// Its handler refused it.
+    Handler(HandlerError),
+    /// The producer refused one of its outputs.
+    Output(ProduceError),
+}
+
+impl RecordFailure {
+    /// A failure no retry can fix: the output is too large, invalid or not
+    /// authorised (the Kafka classes `Permanent` and `Fatal`).
+    fn is_permanent(&self) -> bool {
+        match self {
+            Self::Handler(_) => false,
+            Self::Output(error) => match error {
+                ProduceError::RecordTooLarge { .. } | ProduceError::InvalidPartition { .. } => true,
+                ProduceError::Broker { code, .. } => !code.class().is_retriable(),
+                _ => false,
+            },
+        }
+    }
+
+    fn reason(&self) -> String {
+        match self {
+            Self::Handler(error) => error.0.clone(),
+            Self::Output(error) => format!("output not delivered: {error}"),
+        }
+    }
 }
 
 /// Where and how to run.
@@ -131,6 +178,8 @@ pub struct ProcessorStats {
     pub outputs_sent: u64,
     /// Handler errors.
     pub handler_errors: u64,
+    /// Input records whose outputs the producer refused.
+    pub output_errors: u64,
     /// Records delivered again after an error.
     pub redeliveries: u64,
     /// At-most-once: records lost to handler or output errors.
@@ -141,6 +190,10 @@ pub struct ProcessorStats {
     pub batches_committed: u64,
     /// Transactions aborted.
     pub transactions_aborted: u64,
+    /// Batches dropped uncommitted because a rebalance took a partition
+    /// away (or refused the commit) while they were processed: their records
+    /// are read again by whichever member owns the partitions now.
+    pub batches_rebalanced: u64,
 }
 
 /// Consumer, producer and guarantee, wired together.
@@ -151,6 +204,10 @@ pub struct Processor {
     config: ProcessorConfig,
     stats: ProcessorStats,
     attempts: HashMap<(TopicPartition, i64), (u32, std::time::SystemTime)>,
+    /// Records the policy gave up on after their outputs failed: on their
+    /// next delivery the handler is not called again; the dead-letter record
+    /// (or nothing, for `OnFailure::Skip`) is written in their place.
+    given_up: HashMap<(TopicPartition, i64), Option<ProducerRecord>>,
 }
 
 /// What to do after a handler error.
@@ -194,6 +251,7 @@ impl Processor {
             config,
             stats: ProcessorStats::default(),
             attempts: HashMap::new(),
+            given_up: HashMap::new(),
         })
     }
 
@@ -217,14 +275,38 @@ impl Processor {
     pub async fn run<H>(
         &mut self,
         topics: &[&str],
-        mut handler: H,
+        handler: H,
     ) -> Result<ProcessorStats, ProcessError>
     where
         H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
     {
+        self.run_until(topics, handler, std::future::pending::<()>())
+            .await
+    }
+
+    /// As [`run`](Self::run), and also stops when `stop` completes — between
+    /// batches, never inside one, so nothing is left half-committed (for a
+    /// graceful shutdown on SIGTERM; then [`close`](Self::close)).
+    pub async fn run_until<H, S>(
+        &mut self,
+        topics: &[&str],
+        mut handler: H,
+        stop: S,
+    ) -> Result<ProcessorStats, ProcessError>
+    where
+        H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
+        S: std::future::Future<Output = ()>,
+    {
         self.consumer.subscribe(topics.iter().copied()).await?;
+        let mut stop = std::pin::pin!(stop);
         loop {
-            let batch = next_batch(&mut self.consumer, &self.config.batching).await?;
+            // Waiting for the first record of a batch is the only place a
+            // stop is taken.
+            let batch = tokio::select! {
+                biased;
+                () = &mut stop => return Ok(self.stats.clone()),
+                batch = next_batch(&mut self.consumer, &self.config.batching) => batch?,
+            };
             if batch.is_empty() {
                 return Ok(self.stats.clone());
             }
@@ -250,7 +332,11 @@ impl Processor {
     where
         H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
     {
-        self.consumer.commit_offsets(next_offsets(batch)).await?;
+        // Committed before processing — under the generation the batch was
+        // fetched in, else a partition that moved could be processed twice.
+        if let Err(error) = self.commit_batch(batch).await {
+            return self.unless_rebalanced(error, batch).await;
+        }
         self.stats.batches_committed += 1;
         self.stats.records_committed += batch.len() as u64;
         let mut deliveries = Vec::new();
@@ -260,7 +346,7 @@ impl Processor {
                 Err(error) => {
                     self.stats.handler_errors += 1;
                     // No redelivery under at-most-once: dead-letter or lose it.
-                    match self.dead_letter(record, &error, 1) {
+                    match self.dead_letter(record, &error.0, FailureClass::Handler) {
                         Some(envelope) => {
                             deliveries.push(self.send_all(vec![envelope]).await?);
                             self.stats.dead_lettered += 1;
@@ -276,7 +362,10 @@ impl Processor {
         for outputs in deliveries {
             let (sent, failed) = settle(outputs).await;
             self.stats.outputs_sent += sent;
-            self.stats.lost += u64::from(failed > 0);
+            if failed.is_some() {
+                self.stats.output_errors += 1;
+                self.stats.lost += 1;
+            }
         }
         Ok(())
     }
@@ -290,52 +379,132 @@ impl Processor {
         H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
     {
         let mut deliveries = Vec::new();
-        let mut processed = 0;
         let mut failure = None;
         for record in batch {
-            match handler(record) {
-                Ok(outputs) => {
-                    deliveries.push(self.send_all(outputs).await?);
-                    processed += 1;
+            let outputs = match self.outputs_of(record, handler)? {
+                Ok(outputs) => outputs,
+                Err(pause) => {
+                    failure = Some(pause);
+                    break;
                 }
-                Err(error) => match self.on_handler_error(record, error)? {
-                    Next::Skip(envelope) => {
-                        // Dead-lettered records count as processed only once
-                        // the DLQ acknowledged them (awaited below).
-                        deliveries.push(self.send_all(envelope.into_iter().collect()).await?);
+            };
+            // Dead-lettered records count as processed only once the DLQ
+            // acknowledged them (awaited below).
+            deliveries.push(self.send_all(outputs).await?);
+        }
+        // Outputs are awaited in input order: the first input whose output
+        // failed ends what can be committed.
+        let mut processed = 0;
+        let mut output_failure = None;
+        for outputs in deliveries {
+            match settle(outputs).await {
+                (sent, None) => {
+                    self.stats.outputs_sent += sent;
+                    if output_failure.is_none() {
                         processed += 1;
                     }
-                    Next::Redeliver(pause) => {
-                        failure = Some(pause);
-                        break;
-                    }
-                },
+                }
+                (sent, Some(error)) => {
+                    self.stats.outputs_sent += sent;
+                    output_failure.get_or_insert(error);
+                }
             }
-        }
-        let mut outputs_failed = false;
-        for outputs in deliveries {
-            let (sent, failed) = settle(outputs).await;
-            self.stats.outputs_sent += sent;
-            outputs_failed |= failed > 0;
-        }
-        if outputs_failed {
-            // Nothing committed: the whole batch comes again.
-            self.stats.redeliveries += batch.len() as u64;
-            rewind(&mut self.consumer, batch).await?;
-            tokio::time::sleep(RetryPolicy::default().backoff(1)).await;
-            return Ok(());
         }
         let done = &batch[..processed];
         if !done.is_empty() {
-            self.consumer.commit_offsets(next_offsets(done)).await?;
+            if let Err(error) = self.commit_batch(done).await {
+                // Outputs were sent: the records come again, possibly to
+                // another member (duplicates, which at-least-once allows).
+                return self.unless_rebalanced(error, batch).await;
+            }
             self.stats.batches_committed += 1;
             self.stats.records_committed += done.len() as u64;
         }
-        if let Some(pause) = failure {
-            self.stats.redeliveries += (batch.len() - processed) as u64;
-            rewind(&mut self.consumer, &batch[processed..]).await?;
+        let pause = match output_failure {
+            Some(error) => {
+                let record = &batch[processed];
+                match self.on_record_failure(record, RecordFailure::Output(error))? {
+                    Next::Redeliver(pause) => Some(pause),
+                    Next::Skip(replacement) => {
+                        self.give_up(record, replacement);
+                        Some(Duration::ZERO)
+                    }
+                }
+            }
+            None => failure,
+        };
+        if let Some(pause) = pause {
+            let rest = &batch[processed..];
+            self.stats.redeliveries += rest.len() as u64;
+            rewind(&mut self.consumer, rest).await?;
             tokio::time::sleep(pause).await;
         }
+        Ok(())
+    }
+
+    /// What `record` turns into: the handler's outputs, or after a failure
+    /// the policy's answer — `Err(pause)` to deliver it again, or the
+    /// dead-letter record in its place.
+    fn outputs_of<H>(
+        &mut self,
+        record: &ConsumerRecord,
+        handler: &mut H,
+    ) -> Result<Result<Vec<ProducerRecord>, Duration>, ProcessError>
+    where
+        H: FnMut(&ConsumerRecord) -> Result<Vec<ProducerRecord>, HandlerError>,
+    {
+        let key = (
+            TopicPartition::new(&*record.topic, record.partition),
+            record.offset,
+        );
+        if let Some(replacement) = self.given_up.remove(&key) {
+            return Ok(Ok(replacement.into_iter().collect()));
+        }
+        match handler(record) {
+            Ok(outputs) => Ok(Ok(outputs)),
+            Err(error) => match self.on_record_failure(record, RecordFailure::Handler(error))? {
+                Next::Skip(replacement) => Ok(Ok(replacement.into_iter().collect())),
+                Next::Redeliver(pause) => Ok(Err(pause)),
+            },
+        }
+    }
+
+    /// Remembers what to write instead of `record`'s outputs next time.
+    fn give_up(&mut self, record: &ConsumerRecord, replacement: Option<ProducerRecord>) {
+        let key = (
+            TopicPartition::new(&*record.topic, record.partition),
+            record.offset,
+        );
+        self.given_up.insert(key, replacement);
+    }
+
+    /// Commits `batch`'s offsets under the generation its records were
+    /// fetched in.
+    async fn commit_batch(&mut self, batch: &[ConsumerRecord]) -> Result<(), ConsumeError> {
+        let generation = self
+            .consumer
+            .group_metadata()
+            .await?
+            .ok_or(ConsumeError::NoGroup)?;
+        self.consumer
+            .commit_offsets_with(next_offsets(batch), &generation)
+            .await
+    }
+
+    /// A rebalance took the batch's ground away: nothing of it is committed;
+    /// partitions still owned go back to their committed offsets, the others
+    /// are their new owner's. Any other error stops the processor.
+    async fn unless_rebalanced(
+        &mut self,
+        error: ConsumeError,
+        batch: &[ConsumerRecord],
+    ) -> Result<(), ProcessError> {
+        if !error.is_rebalance() {
+            return Err(error.into());
+        }
+        tracing::info!(%error, records = batch.len(), "batch dropped uncommitted after a rebalance");
+        self.stats.batches_rebalanced += 1;
+        rewind(&mut self.consumer, batch).await?;
         Ok(())
     }
 
@@ -355,6 +524,22 @@ impl Processor {
                 self.stats.records_committed += batch.len() as u64;
                 Ok(())
             }
+            Err(TxnOutcome::Output { index, error }) => {
+                recover(&self.producer).await?;
+                self.stats.transactions_aborted += 1;
+                self.stats.redeliveries += batch.len() as u64;
+                let record = &batch[index];
+                let pause = match self.on_record_failure(record, RecordFailure::Output(error))? {
+                    Next::Redeliver(pause) => pause,
+                    Next::Skip(replacement) => {
+                        self.give_up(record, replacement);
+                        Duration::ZERO
+                    }
+                };
+                rewind(&mut self.consumer, batch).await?;
+                tokio::time::sleep(pause).await;
+                Ok(())
+            }
             Err(TxnOutcome::Handler(pause)) => {
                 recover(&self.producer).await?;
                 self.stats.transactions_aborted += 1;
@@ -363,12 +548,18 @@ impl Processor {
                 tokio::time::sleep(pause).await;
                 Ok(())
             }
+            Err(TxnOutcome::Rebalanced(error)) => {
+                recover(&self.producer).await?;
+                self.stats.transactions_aborted += 1;
+                self.unless_rebalanced(error, batch).await
+            }
             Err(TxnOutcome::Failed(error)) if error.is_abortable() => {
                 tracing::warn!(%error, "transaction not committed; processing the batch again");
                 recover(&self.producer).await?;
                 self.stats.transactions_aborted += 1;
                 self.stats.redeliveries += batch.len() as u64;
                 rewind(&mut self.consumer, batch).await?;
+                tokio::time::sleep(RetryPolicy::default().backoff(1)).await;
                 Ok(())
             }
             Err(TxnOutcome::Failed(error)) => Err(error.into()),
@@ -392,53 +583,63 @@ impl Processor {
             .await
             .map_err(TxnOutcome::Failed)?;
         let mut sent = 0;
-        for record in batch {
-            let outputs = match handler(record) {
+        let mut deliveries = Vec::new();
+        for (index, record) in batch.iter().enumerate() {
+            // The DLQ write joins the transaction: dead-lettered and
+            // committed together, or neither.
+            let outputs = match self.outputs_of(record, handler).map_err(TxnOutcome::Stop)? {
                 Ok(outputs) => outputs,
-                Err(error) => match self
-                    .on_handler_error(record, error)
-                    .map_err(TxnOutcome::Stop)?
-                {
-                    // The DLQ write joins the transaction: dead-lettered and
-                    // committed together, or neither.
-                    Next::Skip(envelope) => envelope.into_iter().collect(),
-                    Next::Redeliver(pause) => return Err(TxnOutcome::Handler(pause)),
-                },
+                Err(pause) => return Err(TxnOutcome::Handler(pause)),
             };
             for output in outputs {
-                let delivery = self
-                    .producer
-                    .send(output)
-                    .await
-                    .map_err(|e| TxnOutcome::Failed(as_txn(e)))?;
-                drop(delivery); // a failed record fails the commit
+                let delivery = match self.producer.send(output).await {
+                    Ok(delivery) => delivery,
+                    Err(error) if RecordFailure::Output(error.clone()).is_permanent() => {
+                        return Err(TxnOutcome::Output { index, error })
+                    }
+                    Err(error) => return Err(TxnOutcome::Failed(as_txn(error))),
+                };
+                deliveries.push((index, delivery));
                 sent += 1;
             }
         }
-        let group = self
-            .consumer
-            .group_metadata()
-            .await
-            .map_err(|e| TxnOutcome::Failed(TransactionError::Abortable(e.to_string())))?
-            .ok_or_else(|| TxnOutcome::Failed(TransactionError::Fatal("no group.id".into())))?;
+        // KIP-447: the offsets go with the generation the records were
+        // fetched in; a partition taken away meanwhile aborts the batch.
+        let group = match self.consumer.group_metadata().await {
+            Ok(Some(group)) => group,
+            Ok(None) => return Err(TxnOutcome::Stop(ConsumeError::NoGroup.into())),
+            Err(error) if error.is_rebalance() => return Err(TxnOutcome::Rebalanced(error)),
+            Err(error) => return Err(TxnOutcome::Stop(error.into())),
+        };
         self.producer
             .send_offsets_to_transaction(&next_offsets(batch), &group)
             .await
             .map_err(TxnOutcome::Failed)?;
-        self.producer
-            .commit_transaction()
-            .await
-            .map_err(TxnOutcome::Failed)?;
+        if let Err(error) = self.producer.commit_transaction().await {
+            // A refused output fails the commit (issue 14 item 2); find the
+            // input it came from so the failure policy can act on it.
+            if error.is_abortable() {
+                if let Some((index, error)) = first_failed_output(deliveries).await {
+                    return Err(TxnOutcome::Output { index, error });
+                }
+            }
+            return Err(TxnOutcome::Failed(error));
+        }
         Ok(sent)
     }
 
-    /// Applies the failure policy to a handler error on `record`.
-    fn on_handler_error(
+    /// Applies the failure policy to a failure of `record`: retry with
+    /// backoff while the policy allows (never for a permanent failure), then
+    /// dead-letter, skip, or stop.
+    fn on_record_failure(
         &mut self,
         record: &ConsumerRecord,
-        error: HandlerError,
+        failure: RecordFailure,
     ) -> Result<Next, ProcessError> {
-        self.stats.handler_errors += 1;
+        match &failure {
+            RecordFailure::Handler(_) => self.stats.handler_errors += 1,
+            RecordFailure::Output(_) => self.stats.output_errors += 1,
+        }
         let key = (
             TopicPartition::new(&*record.topic, record.partition),
             record.offset,
@@ -449,31 +650,48 @@ impl Processor {
             .or_insert((0, std::time::SystemTime::now()));
         entry.0 += 1;
         let attempts = entry.0;
+        let permanent = failure.is_permanent();
         let policy = match &self.config.on_failure {
             OnFailure::Retry(policy) | OnFailure::DeadLetter { retry: policy, .. } => {
                 Some(policy.clone())
             }
             OnFailure::Skip => None,
         };
-        if let Some(policy) = policy.filter(|p| p.should_retry(attempts)) {
-            tracing::warn!(%error, offset = record.offset, attempts, "handler failed; redelivering");
+        if let Some(policy) = policy.filter(|p| !permanent && p.should_retry(attempts)) {
+            tracing::warn!(error = %failure.reason(), offset = record.offset, attempts, "record failed; redelivering");
             return Ok(Next::Redeliver(policy.backoff(attempts)));
         }
+        let class = if permanent {
+            FailureClass::NonRetriable
+        } else if attempts > 1 {
+            FailureClass::RetriesExhausted
+        } else {
+            FailureClass::Handler
+        };
+        let envelope = self.dead_letter(record, &failure.reason(), class);
         self.attempts.remove(&key);
-        match &self.config.on_failure {
-            OnFailure::Retry(_) => Err(ProcessError::HandlerGaveUp {
+        match (&self.config.on_failure, failure) {
+            (OnFailure::Retry(_), RecordFailure::Handler(last)) => {
+                Err(ProcessError::HandlerGaveUp {
+                    topic: record.topic.to_string(),
+                    partition: record.partition,
+                    offset: record.offset,
+                    attempts,
+                    last,
+                })
+            }
+            (OnFailure::Retry(_), RecordFailure::Output(last)) => Err(ProcessError::OutputGaveUp {
                 topic: record.topic.to_string(),
                 partition: record.partition,
                 offset: record.offset,
                 attempts,
-                last: error,
+                last,
             }),
-            _ => {
-                let envelope = self.dead_letter(record, &error, attempts);
+            (_, failure) => {
                 if envelope.is_some() {
                     self.stats.dead_lettered += 1;
                 } else {
-                    tracing::warn!(%error, offset = record.offset, "handler failed; record skipped (on_failure = skip)");
+                    tracing::warn!(error = %failure.reason(), offset = record.offset, "record skipped (on_failure = skip)");
                     self.stats.lost += 1;
                 }
                 Ok(Next::Skip(envelope))
@@ -485,8 +703,8 @@ impl Processor {
     fn dead_letter(
         &self,
         record: &ConsumerRecord,
-        error: &HandlerError,
-        attempts: u32,
+        reason: &str,
+        class: FailureClass,
     ) -> Option<ProducerRecord> {
         let OnFailure::DeadLetter { topic, .. } = &self.config.on_failure else {
             return None;
@@ -499,13 +717,16 @@ impl Processor {
                 record.offset,
             ))
             .map_or(now, |(_, first)| *first);
+        let attempts = self
+            .attempts
+            .get(&(
+                TopicPartition::new(&*record.topic, record.partition),
+                record.offset,
+            ))
+            .map_or(1, |(attempts, _)| *attempts);
         let failure = Failure {
-            reason: error.0.clone(),
-            class: if attempts > 1 {
-                FailureClass::RetriesExhausted
-            } else {
-                FailureClass::Handler
-            },
+            reason: reason.to_owned(),
+            class,
             attempts,
             first_attempt: first,
             last_attempt: now,
@@ -531,10 +752,19 @@ impl Processor {
 enum TxnOutcome {
     /// A handler error to redeliver after this pause.
     Handler(Duration),
+    /// The output of input `index` was refused.
+    Output {
+        /// Index in the batch.
+        index: usize,
+        /// Why.
+        error: ProduceError,
+    },
     /// The transaction failed.
     Failed(TransactionError),
-    /// The failure policy gave up: stop.
+    /// The failure policy gave up, or the consumer failed: stop.
     Stop(ProcessError),
+    /// A rebalance took a partition of the batch away.
+    Rebalanced(ConsumeError),
 }
 
 fn as_txn(error: ProduceError) -> TransactionError {
@@ -545,19 +775,37 @@ fn as_txn(error: ProduceError) -> TransactionError {
     }
 }
 
-/// Waits for one record's outputs: (acknowledged, failed).
-async fn settle(outputs: Vec<DeliveryFuture>) -> (u64, u64) {
-    let (mut sent, mut failed) = (0, 0);
+/// Waits for one record's outputs: how many were acknowledged, and the
+/// first error.
+async fn settle(outputs: Vec<DeliveryFuture>) -> (u64, Option<ProduceError>) {
+    let (mut sent, mut failed) = (0, None);
     for output in outputs {
         match output.await {
             Ok(_) => sent += 1,
             Err(error) => {
                 tracing::warn!(%error, "output not delivered");
-                failed += 1;
+                failed.get_or_insert(error);
             }
         }
     }
     (sent, failed)
+}
+
+/// The first output of an aborted transaction that was refused for a
+/// reason of its own (not merely aborted with the rest), with its input's
+/// index.
+async fn first_failed_output(
+    deliveries: Vec<(usize, DeliveryFuture)>,
+) -> Option<(usize, ProduceError)> {
+    let mut first = None;
+    for (index, delivery) in deliveries {
+        if let Err(error) = delivery.await {
+            if first.is_none() && !matches!(error, ProduceError::Transaction(_)) {
+                first = Some((index, error));
+            }
+        }
+    }
+    first
 }
 
 #[cfg(test)]

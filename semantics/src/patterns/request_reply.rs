@@ -131,8 +131,7 @@ impl RequestReplyClient {
         let overrides = [("group.id", ""), ("auto.offset.reset", "latest")]
             .map(|(k, v)| (k.to_owned(), v.to_owned()));
         // Later properties win.
-        let mut consumer =
-            Consumer::from_properties(consumer_properties.into_iter().chain(overrides))?;
+        let consumer = Consumer::from_properties(consumer_properties.into_iter().chain(overrides))?;
         let partitions = consumer.partition_count(&reply_topic).await?;
         let all = (0..partitions).map(|p| TopicPartition::new(&reply_topic, p));
         consumer.assign(all.collect()).await?;

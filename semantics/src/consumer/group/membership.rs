@@ -183,10 +183,24 @@ impl Membership {
     /// was evicted and its partitions are lost.
     pub fn on_commit_error(&mut self, code: KafkaCode) -> Step {
         match code.0 {
-            REBALANCE_IN_PROGRESS => Step::Rejoin,
+            REBALANCE_IN_PROGRESS => {
+                if self.phase == Phase::Stable {
+                    self.phase = Phase::Unjoined;
+                }
+                Step::Rejoin
+            }
             UNKNOWN_MEMBER_ID | ILLEGAL_GENERATION | FENCED_INSTANCE_ID => self.common(code),
             _ => Step::Proceed,
         }
+    }
+
+    /// Whether an OffsetCommit error says the group moved on without this
+    /// member's generation (see [`on_commit_error`](Self::on_commit_error)).
+    pub fn is_generation_error(code: KafkaCode) -> bool {
+        matches!(
+            code.0,
+            REBALANCE_IN_PROGRESS | UNKNOWN_MEMBER_ID | ILLEGAL_GENERATION | FENCED_INSTANCE_ID
+        )
     }
 
     /// The member left the group (LeaveGroup sent, or closing).

@@ -8,7 +8,7 @@ mod task;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tracing::debug;
 
 pub use membership::{Membership, Phase, Step, NO_GENERATION};
@@ -52,6 +52,11 @@ pub struct GroupShared {
     instance_id: Option<String>,
     coordinator: Coordinator,
     generation: Mutex<(i32, String)>,
+    /// A commit refused with a generation error under the current
+    /// generation: the group task rejoins at once instead of at its next
+    /// heartbeat (the Java client's `ConsumerCoordinator` does the same).
+    commit_refused: Mutex<Option<(i32, KafkaCode)>>,
+    commit_refused_notify: Notify,
     request_timeout: Duration,
     retry_backoff: Duration,
 }
@@ -78,6 +83,8 @@ impl GroupShared {
             group_id,
             instance_id: shared_config.group_instance_id.clone(),
             generation: Mutex::new((NO_GENERATION, String::new())),
+            commit_refused: Mutex::new(None),
+            commit_refused_notify: Notify::new(),
             request_timeout: shared_config.request_timeout,
             retry_backoff: shared_config.retry_backoff,
         })
@@ -145,14 +152,37 @@ impl GroupShared {
         }
     }
 
-    /// Commits `offsets` under the current generation.
-    pub async fn commit(&self, offsets: &FastMap<TopicPartition, i64>) -> Result<(), ConsumeError> {
-        let metadata = self.metadata();
-        self.with_retries(|connection| {
-            let metadata = &metadata;
-            async move { offsets::commit(&connection, metadata, offsets).await }
-        })
-        .await
+    /// Commits `offsets` under `generation`, or the current generation.
+    pub async fn commit(
+        &self,
+        offsets: &FastMap<TopicPartition, i64>,
+        generation: Option<&GroupMetadata>,
+    ) -> Result<(), ConsumeError> {
+        let metadata = generation.cloned().unwrap_or_else(|| self.metadata());
+        let result = self
+            .with_retries(|connection| {
+                let metadata = &metadata;
+                async move { offsets::commit(&connection, metadata, offsets).await }
+            })
+            .await;
+        if let Err(ConsumeError::Commit { code }) = &result {
+            if Membership::is_generation_error(*code) {
+                *self.commit_refused.lock().expect("group lock") =
+                    Some((metadata.generation_id, *code));
+                self.commit_refused_notify.notify_one();
+            }
+        }
+        result
+    }
+
+    /// Waits for a commit refused with a generation error; its generation and code.
+    async fn commit_refused(&self) -> (i32, KafkaCode) {
+        loop {
+            if let Some(refused) = self.commit_refused.lock().expect("group lock").take() {
+                return refused;
+            }
+            self.commit_refused_notify.notified().await;
+        }
     }
 
     /// The group's committed offsets for `partitions`.

@@ -31,6 +31,9 @@ pub struct GroupTask {
     protocol: RebalanceProtocol,
     owned: Vec<TopicPartition>,
     members: Vec<JoinGroupResponseMember>,
+    /// As leader: the partition counts the last assignment was computed
+    /// from, and when they were last compared with the cluster's.
+    assigned_from: Option<(BTreeMap<String, i32>, std::time::Instant)>,
 }
 
 impl GroupTask {
@@ -66,6 +69,7 @@ impl GroupTask {
             protocol,
             owned: Vec::new(),
             members: Vec::new(),
+            assigned_from: None,
         }
     }
 
@@ -91,8 +95,40 @@ impl GroupTask {
             Phase::Fatal(code) => Step::Fatal(code),
             Phase::Unjoined | Phase::Joining => self.join().await,
             Phase::Syncing { leader } => self.sync(leader).await,
+            Phase::Stable if self.poll_overdue() => self.leave_until_polled().await,
             Phase::Stable => self.heartbeat().await,
         }
+    }
+
+    fn poll_overdue(&self) -> bool {
+        self.shared
+            .poll_clock
+            .overdue(self.shared.config.max_poll_interval)
+    }
+
+    /// KIP-62: the application has not polled for `max.poll.interval.ms`.
+    /// Leave the group (a static member just stops heartbeating and lets its
+    /// session expire, KIP-345) so the partitions go to members that make
+    /// progress; what this member holds is lost, not revoked — its records
+    /// may already be another member's. Rejoin once the application polls.
+    async fn leave_until_polled(&mut self) -> Step {
+        let last_poll = self.shared.poll_clock.last_poll();
+        warn!(
+            max_poll_interval_ms = self.shared.config.max_poll_interval.as_millis() as u64,
+            "the application did not poll within max.poll.interval.ms; leaving the group"
+        );
+        self.leave().await;
+        self.membership.leave();
+        self.group.set_generation(super::NO_GENERATION, "");
+        let lost = std::mem::take(&mut self.owned);
+        if !lost.is_empty() {
+            self.revoke(lost, true).await;
+        }
+        while self.shared.poll_clock.last_poll() == last_poll && self.poll_overdue() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        info!("the application polls again; rejoining the group");
+        Step::Proceed
     }
 
     /// Acts on a step; false when the member is done for good.
@@ -126,6 +162,8 @@ impl GroupTask {
     }
 
     async fn join(&mut self) -> Step {
+        // Set again by `assign` if this member leads the next generation.
+        self.assigned_from = None;
         if self.protocol == RebalanceProtocol::Eager && !self.owned.is_empty() {
             let owned = std::mem::take(&mut self.owned);
             self.revoke(owned, false).await;
@@ -248,24 +286,13 @@ impl GroupTask {
             .find(|a| a.name() == protocol)
             .ok_or_else(|| format!("coordinator chose assignor {protocol:?}, not offered"))?;
         let members = requests::member_subscriptions(&self.members);
-        let mut counts = BTreeMap::new();
-        let mut topics: Vec<&String> = members.iter().flat_map(|m| &m.topics).collect();
+        let mut topics: Vec<String> = members.iter().flat_map(|m| m.topics.clone()).collect();
         topics.sort();
         topics.dedup();
-        let deadline = std::time::Instant::now() + self.shared.config.request_timeout;
-        for topic in topics {
-            // Subscribed topics that do not exist are left out, as in Java.
-            if let Ok(metadata) = self
-                .shared
-                .cluster
-                .topic(topic, deadline, self.shared.config.retry_backoff)
-                .await
-            {
-                counts.insert(topic.clone(), metadata.partition_count());
-            }
-        }
+        let counts = self.partition_counts(&topics).await;
         let plan = assignor.assign(&members, &counts);
         debug!(assignor = assignor.name(), ?plan, "computed assignment");
+        self.assigned_from = Some((counts, std::time::Instant::now()));
         plan.into_iter()
             .map(|(member, partitions)| {
                 requests::assignment_bytes(&partitions)
@@ -275,7 +302,50 @@ impl GroupTask {
             .collect()
     }
 
+    /// Partition counts of `topics` from one Metadata request. Topics that do
+    /// not exist (yet) are left out, as in the Java client, without waiting
+    /// for them: the leader must answer SyncGroup within the rebalance.
+    async fn partition_counts(&self, topics: &[String]) -> BTreeMap<String, i32> {
+        if let Err(e) = self.shared.cluster.refresh(topics).await {
+            debug!(error = %e, "metadata for the assignment failed; using the cache");
+        }
+        topics
+            .iter()
+            .filter_map(|topic| match self.shared.cluster.cached_topic(topic) {
+                Some(Ok(metadata)) => Some((topic.clone(), metadata.partition_count())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// As leader, every `metadata.max.age.ms`: whether a subscribed topic was
+    /// created, deleted or grew partitions since the last assignment, which
+    /// then has to be computed again (the Java client's leader does the same).
+    async fn topics_changed(&mut self) -> bool {
+        let Some((counts, checked)) = &self.assigned_from else {
+            return false;
+        };
+        if checked.elapsed() < self.shared.config.metadata_max_age {
+            return false;
+        }
+        let before = counts.clone();
+        let mut topics: Vec<String> = requests::member_subscriptions(&self.members)
+            .into_iter()
+            .flat_map(|m| m.topics)
+            .collect();
+        topics.sort();
+        topics.dedup();
+        let now = self.partition_counts(&topics).await;
+        self.assigned_from = Some((before.clone(), std::time::Instant::now()));
+        now != before
+    }
+
     async fn heartbeat(&mut self) -> Step {
+        if self.topics_changed().await {
+            info!("subscribed topics changed; rejoining to reassign");
+            self.membership.start_join();
+            return Step::Rejoin;
+        }
         let interval = self.shared.config.heartbeat_interval;
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -287,6 +357,14 @@ impl GroupTask {
                 }
                 // The driver is gone; keep heartbeating until shutdown.
                 tokio::time::sleep(interval).await;
+            }
+            (generation, code) = self.group.commit_refused() => {
+                // A refusal under an older generation says nothing of this one.
+                if generation == self.membership.generation() {
+                    debug!(%code, "offset commit refused; rejoining");
+                    return self.membership.on_commit_error(code);
+                }
+                return Step::Proceed;
             }
         }
         let request = requests::heartbeat_request(&self.group.group_id, &self.membership);
