@@ -115,6 +115,10 @@ enum Command {
         /// Stop after this many ms with no input.
         #[arg(long, default_value_t = 3000)]
         idle_timeout_ms: u64,
+        /// A dynamic group member (no group.instance.id): a restart joins
+        /// as a new member and rebalances the group.
+        #[arg(long)]
+        dynamic: bool,
     },
     /// Each guarantee under each fault, checked by counting; exits non-zero
     /// when a promise is broken. Starts local brokers without --bootstrap.
@@ -131,7 +135,7 @@ enum Command {
         /// at-most-once, at-least-once, exactly-once or all.
         #[arg(long, default_value = "all")]
         semantics: String,
-        /// A scenario name or all.
+        /// A scenario name, names separated by commas, or all.
         #[arg(long, default_value = "all")]
         scenario: String,
         /// Records per scenario.
@@ -332,6 +336,7 @@ async fn main() -> ExitCode {
             semantics,
             max_batch,
             idle_timeout_ms,
+            dynamic,
         } => {
             let Some(guarantee) = semantics::Guarantee::from_name(&semantics) else {
                 eprintln!(
@@ -348,6 +353,7 @@ async fn main() -> ExitCode {
                 guarantee,
                 max_batch,
                 idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
+                dynamic,
             };
             match harness::transform::run(&args).await {
                 Ok(stats) => serde_json::to_string(&stats)
@@ -591,13 +597,18 @@ async fn verify(
     let scenarios = if scenario == "all" {
         Scenario::ALL.to_vec()
     } else {
-        vec![Scenario::from_name(scenario).ok_or_else(|| {
-            let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
-            format!(
-                "--scenario {scenario}: expected one of {} or all",
-                names.join(", ")
-            )
-        })?]
+        scenario
+            .split(',')
+            .map(|name| {
+                Scenario::from_name(name.trim()).ok_or_else(|| {
+                    let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                    format!(
+                        "--scenario {name}: expected one of {}, a comma-separated list, or all",
+                        names.join(", ")
+                    )
+                })
+            })
+            .collect::<std::result::Result<Vec<_>, String>>()?
     };
     let mut stage = Stage::start(&options).await.map_err(|e| e.to_string())?;
     let mut results = Vec::new();
@@ -627,12 +638,18 @@ async fn verify(
                 records
             );
             let r = run(guarantee, scenario, &options, &mut stage).await;
-            let verdict = match (&r.skipped, r.passed) {
+            let mut verdict = match (&r.skipped, r.passed) {
                 (Some(reason), true) => format!("skipped ({reason})"),
                 (Some(reason), false) => format!("FAILED ({reason})"),
                 (None, true) => "passed".to_owned(),
                 (None, false) => "FAILED".to_owned(),
             };
+            if let Some(rss) = r.producer_peak_rss_bytes {
+                verdict.push_str(&format!(
+                    " (producer peak RSS {:.1} MiB)",
+                    rss as f64 / 1048576.0
+                ));
+            }
             let row = format!(
                 "| {:<14} | {:<22} | {:>8} | {:>6} | {:>6} | {:>10} | {:>9} | {:>12} | {:>14} | {:<6} |",
                 r.semantics, r.scenario, r.records, r.faults, r.lost, r.duplicated, r.reordered, r.aborted_read, r.unacknowledged, verdict

@@ -36,6 +36,10 @@ pub struct Faults {
     /// connection: the broker never sees them, so the client's call failed
     /// for certain (unlike a dropped response, whose request was applied).
     pub drop_requests: HashMap<i16, Vec<u64>>,
+    /// Hold these requests (1-based, per API key) this long before
+    /// forwarding them, with everything behind them on their connection: a
+    /// request that reaches the broker after the client gave up on it.
+    pub delay_requests: HashMap<i16, (Vec<u64>, Duration)>,
 }
 
 /// Counters of what the proxy did.
@@ -51,6 +55,8 @@ pub struct ProxyStats {
     pub corrupted_responses: AtomicU64,
     /// Requests never forwarded.
     pub dropped_requests: AtomicU64,
+    /// Requests held back.
+    pub delayed_requests: AtomicU64,
     /// Connections whose bytes a blackhole held.
     pub blackholed_connections: AtomicU64,
 }
@@ -131,6 +137,7 @@ impl FaultProxy {
             &self.stats.chaos_kills,
             &self.stats.corrupted_responses,
             &self.stats.dropped_requests,
+            &self.stats.delayed_requests,
             &self.stats.blackholed_connections,
         ] {
             counter.store(0, Ordering::Relaxed);
@@ -209,6 +216,12 @@ impl Rules {
             .contains(&api_key);
         if listed(&faults.drop_requests) {
             Some(Doom::DropRequest)
+        } else if let Some((_, delay)) = faults
+            .delay_requests
+            .get(&api_key)
+            .filter(|(numbers, _)| numbers.contains(n))
+        {
+            Some(Doom::DelayRequest(*delay))
         } else if blackholed || listed(&faults.drop_responses) {
             Some(Doom::Drop)
         } else if listed(&faults.corrupt_responses) {
@@ -271,6 +284,7 @@ enum Doom {
     Drop,
     Corrupt,
     DropRequest,
+    DelayRequest(Duration),
 }
 
 enum Relay {
@@ -322,11 +336,18 @@ async fn forward_requests(
             let api_key = i16::from_be_bytes([frame[4], frame[5]]);
             let correlation_id = i32::from_be_bytes([frame[8], frame[9], frame[10], frame[11]]);
             let doom = rules.count_request(api_key);
-            if doom == Some(Doom::DropRequest) {
-                rules.stats.dropped_requests.fetch_add(1, Ordering::Relaxed);
-                return;
+            match doom {
+                Some(Doom::DropRequest) => {
+                    rules.stats.dropped_requests.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Some(Doom::DelayRequest(delay)) => {
+                    rules.stats.delayed_requests.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(delay).await;
+                }
+                _ => {}
             }
-            if let Some(doom) = doom {
+            if let Some(doom) = doom.filter(|d| matches!(d, Doom::Drop | Doom::Corrupt)) {
                 doomed
                     .lock()
                     .expect("doomed lock")

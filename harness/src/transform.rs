@@ -30,22 +30,27 @@ pub struct TransformArgs {
     pub max_batch: usize,
     /// Stop after this long with no input.
     pub idle_timeout: Duration,
+    /// A dynamic member: no `group.instance.id`.
+    pub dynamic: bool,
 }
 
 /// Runs until the input is idle.
 pub async fn run(args: &TransformArgs) -> Result<ProcessorStats, Box<dyn std::error::Error>> {
     let mut config = ProcessorConfig::new(&args.bootstrap, &args.group);
     config.transactional_id = Some(args.transactional_id.clone());
-    config.consumer = [
-        // Static: a restarted process takes its predecessor's place at once.
-        ("group.instance.id", args.transactional_id.as_str()),
+    let mut consumer = vec![
         ("session.timeout.ms", "10000"),
         ("heartbeat.interval.ms", "500"),
         ("fetch.max.wait.ms", "100"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
+    ];
+    if !args.dynamic {
+        // Static: a restarted process takes its predecessor's place at once.
+        consumer.push(("group.instance.id", args.transactional_id.as_str()));
+    }
+    config.consumer = consumer
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
     config.producer = vec![("linger.ms".into(), "5".into())];
     config.batching = LoopOptions {
         max_batch: args.max_batch,

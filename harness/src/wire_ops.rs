@@ -96,6 +96,85 @@ pub async fn partition_leader(
     }))
 }
 
+/// Moves the leadership of `topic`/`partition` to another in-sync replica
+/// without stopping any node, as an operator's reassignment does: the
+/// replica list is reordered (same replicas, so nothing is copied) to make
+/// the next in-sync replica the preferred leader, then a preferred-leader
+/// election runs. Returns the new leader's id once Metadata shows it.
+pub async fn move_leadership(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+) -> Result<i32, OpError> {
+    use kafka_wire::protocol::messages::alter_partition_reassignments_request::{
+        ReassignablePartition, ReassignableTopic,
+    };
+    use kafka_wire::protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_wire::protocol::messages::{AlterPartitionReassignmentsRequest, ElectLeadersRequest};
+
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+    ]));
+    let metadata = connection.send(&request).await?;
+    let state = metadata
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == partition && p.error_code == 0)
+        .ok_or(OpError::Missing("Metadata"))?;
+    let leader = state.leader_id;
+    let mut replicas = state.replica_nodes.clone();
+    let successor = replicas
+        .iter()
+        .copied()
+        .find(|r| *r != leader && state.isr_nodes.contains(r))
+        .ok_or(OpError::Missing("Metadata (no other in-sync replica)"))?;
+    replicas.retain(|r| *r != successor);
+    replicas.insert(0, successor);
+    let reassign = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(partition)
+                .with_replicas(Some(replicas))])]);
+    let answer = connection.send(&reassign).await?;
+    let code = answer
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .find(|c| *c != 0)
+        .unwrap_or(answer.error_code);
+    if code != 0 {
+        return Err(OpError::Kafka {
+            operation: "AlterPartitionReassignments",
+            code: KafkaCode(code),
+        });
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let elect = ElectLeadersRequest::default()
+            .with_election_type(0) // preferred
+            .with_timeout_ms(30_000)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![partition])]));
+        connection.send(&elect).await?;
+        if let Some((id, _)) = partition_leader(connection, topic, partition).await? {
+            if id == successor.0 {
+                return Ok(id);
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(OpError::Missing(
+                "Metadata (leadership did not move within 30 s)",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// The address of the leader of `topic`/`partition`, found through Metadata
 /// on `connection`. A topic just created has no leader for a moment: this
 /// waits up to 30 s for one.

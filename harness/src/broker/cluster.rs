@@ -236,6 +236,7 @@ impl Cluster {
             .map(|p| {
                 p.stats.dropped_responses.load(Relaxed)
                     + p.stats.dropped_requests.load(Relaxed)
+                    + p.stats.delayed_requests.load(Relaxed)
                     + p.stats.chaos_kills.load(Relaxed)
                     + p.stats.blackholed_connections.load(Relaxed)
             })

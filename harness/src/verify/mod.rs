@@ -51,11 +51,27 @@ pub enum Scenario {
     ZombieProducer,
     /// Processors joining and leaving one group while batches are in flight.
     RebalanceMidBatch,
+    /// The input's leader SIGKILLed mid-run, back 5 s later.
+    LeaderFailover,
+    /// Every node restarted in turn (SIGTERM, wait, start).
+    RollingRestart,
+    /// The group's and the transactional id's coordinators SIGKILLed.
+    CoordinatorFailover,
+    /// The leader's proxy holds all traffic for 8 s, then heals.
+    NetworkPartition,
+    /// The leader SIGSTOPped for 30 s.
+    StalledBroker,
+    /// Partition leadership moves (reassignment + preferred election), no node stops.
+    LeaderMove,
+    /// An EndTxn (or Produce) delivered after the client gave up on it.
+    TornTransaction,
+    /// Three processor processes in one group, one killed and restarted every few seconds.
+    GroupChurn,
 }
 
 impl Scenario {
     /// All, in table order.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 16] = [
         Self::NoFault,
         Self::LostProduceResponse,
         Self::ConnectionResets,
@@ -64,6 +80,14 @@ impl Scenario {
         Self::ProducerCrash,
         Self::ZombieProducer,
         Self::RebalanceMidBatch,
+        Self::LeaderFailover,
+        Self::RollingRestart,
+        Self::CoordinatorFailover,
+        Self::NetworkPartition,
+        Self::StalledBroker,
+        Self::LeaderMove,
+        Self::TornTransaction,
+        Self::GroupChurn,
     ];
 
     /// CLI name.
@@ -77,6 +101,14 @@ impl Scenario {
             Self::ProducerCrash => "producer-crash",
             Self::ZombieProducer => "zombie-producer",
             Self::RebalanceMidBatch => "rebalance-mid-batch",
+            Self::LeaderFailover => "leader-failover",
+            Self::RollingRestart => "rolling-restart",
+            Self::CoordinatorFailover => "coordinator-failover",
+            Self::NetworkPartition => "network-partition",
+            Self::StalledBroker => "stalled-broker",
+            Self::LeaderMove => "leader-move",
+            Self::TornTransaction => "torn-transaction",
+            Self::GroupChurn => "group-churn",
         }
     }
 
@@ -88,7 +120,15 @@ impl Scenario {
     fn needs_local_cluster(self) -> bool {
         matches!(
             self,
-            Self::LostProduceResponse | Self::ConnectionResets | Self::BrokerRestart
+            Self::LostProduceResponse
+                | Self::ConnectionResets
+                | Self::BrokerRestart
+                | Self::LeaderFailover
+                | Self::RollingRestart
+                | Self::CoordinatorFailover
+                | Self::NetworkPartition
+                | Self::StalledBroker
+                | Self::TornTransaction
         )
     }
 }
@@ -138,6 +178,11 @@ pub struct ScenarioResult {
     pub skipped: Option<String>,
     /// Wall time.
     pub elapsed_ms: u128,
+    /// `stalled-broker`: peak resident memory of a separate producing
+    /// process (`harness produce`, `buffer.memory` 32 MiB) that writes
+    /// through the stall.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub producer_peak_rss_bytes: Option<u64>,
 }
 
 /// Whether `anomalies` keep `guarantee`'s promise.
@@ -170,6 +215,7 @@ pub async fn run(
         passed: false,
         skipped: None,
         elapsed_ms: 0,
+        producer_peak_rss_bytes: None,
     };
     if stage.cluster.is_none() && scenario.needs_local_cluster() {
         result.skipped = Some("needs the local cluster (proxy or restart)".into());
@@ -177,7 +223,10 @@ pub async fn run(
         return result;
     }
     stage.set_faults(None);
-    match scenarios::run(guarantee, scenario, options, stage).await {
+    stage.producer_peak_rss = None;
+    let outcome = scenarios::run(guarantee, scenario, options, stage).await;
+    result.producer_peak_rss_bytes = stage.producer_peak_rss.take();
+    match outcome {
         Ok((anomalies, faults)) => {
             result.faults = faults;
             result.lost = anomalies.lost;
@@ -196,6 +245,7 @@ pub async fn run(
     result
 }
 
+mod pipeline;
 mod scenarios;
 
 /// The cluster the scenarios run on: a local one, each node behind its own
@@ -203,6 +253,8 @@ mod scenarios;
 pub struct Stage {
     cluster: Option<Cluster>,
     external: Option<String>,
+    /// What a scenario measured of a producing process, for its result.
+    producer_peak_rss: Option<u64>,
 }
 
 impl Stage {
@@ -212,6 +264,7 @@ impl Stage {
             return Ok(Self {
                 cluster: None,
                 external: Some(bootstrap.clone()),
+                producer_peak_rss: None,
             });
         }
         let cluster = Cluster::start(ClusterOptions {
@@ -225,6 +278,7 @@ impl Stage {
         Ok(Self {
             cluster: Some(cluster),
             external: None,
+            producer_peak_rss: None,
         })
     }
 

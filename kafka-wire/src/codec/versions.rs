@@ -107,6 +107,10 @@ pub fn client_ranges() -> &'static HashMap<i16, ApiVersionRange> {
             range::<DescribeConfigsRequest>(1, 4),
             range::<SaslAuthenticateRequest>(0, 2),
             range::<CreatePartitionsRequest>(0, 3),
+            // Leadership moves for the harness (and the admin client):
+            // ElectLeaders v1 carries the election type.
+            range::<AlterPartitionReassignmentsRequest>(0, 0),
+            range::<ElectLeadersRequest>(1, 2),
         ])
     })
 }
