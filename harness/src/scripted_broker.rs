@@ -2,10 +2,11 @@
 //! be made to do on demand: answer a chosen Produce with a chosen error code.
 //! It speaks just enough — ApiVersions, Metadata, InitProducerId, Produce,
 //! and for transactions FindCoordinator, AddPartitionsToTxn and a scripted
-//! EndTxn — for one broker (node 0) leading partition 0 of every topic, and
+//! EndTxn — for one broker (node 0) leading every partition of every topic
+//! (one partition unless [`ScriptedBroker::set_partitions`] says more), and
 //! logs what it received so tests can assert on the client's behaviour.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -40,6 +41,8 @@ pub enum Event {
     },
     /// A produced batch and the error code it was answered with.
     Produce {
+        /// Partition the batch was for.
+        partition: i32,
         /// Batch producer epoch.
         producer_epoch: i16,
         /// Batch base sequence.
@@ -63,9 +66,13 @@ pub enum Event {
 #[derive(Default)]
 struct State {
     produce_errors: VecDeque<i16>,
+    /// Scripts for one partition, used before `produce_errors`.
+    partition_errors: HashMap<i32, VecDeque<i16>>,
     end_txn_errors: VecDeque<i16>,
     epoch: i16,
-    next_offset: i64,
+    next_offset: HashMap<i32, i64>,
+    /// Partitions every topic has (0 means 1).
+    partitions: i32,
     log: Vec<Event>,
 }
 
@@ -101,6 +108,23 @@ impl ScriptedBroker {
             .lock()
             .expect("state lock")
             .end_txn_errors
+            .extend(codes);
+    }
+
+    /// Every topic has `count` partitions from now on.
+    pub fn set_partitions(&self, count: i32) {
+        self.state.lock().expect("state lock").partitions = count;
+    }
+
+    /// Answers successive batches for `partition` with these codes, before
+    /// the script given to [`ScriptedBroker::start`].
+    pub fn script_partition(&self, partition: i32, codes: impl IntoIterator<Item = i16>) {
+        self.state
+            .lock()
+            .expect("state lock")
+            .partition_errors
+            .entry(partition)
+            .or_default()
             .extend(codes);
     }
 
@@ -148,7 +172,8 @@ fn answer(mut frame: Bytes, port: u16, state: &Mutex<State>) -> Option<Bytes> {
         ApiKey::ApiVersions => respond(id, version, &api_versions()),
         ApiKey::Metadata => {
             let request = MetadataRequest::decode(&mut frame, version).ok()?;
-            respond(id, version, &metadata(&request, port))
+            let partitions = state.lock().expect("state lock").partitions.max(1);
+            respond(id, version, &metadata(&request, port, partitions))
         }
         ApiKey::InitProducerId => {
             let request = InitProducerIdRequest::decode(&mut frame, version).ok()?;
@@ -263,7 +288,7 @@ fn api_versions() -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(keys)
 }
 
-fn metadata(request: &MetadataRequest, port: u16) -> MetadataResponse {
+fn metadata(request: &MetadataRequest, port: u16, partitions: i32) -> MetadataResponse {
     let broker = MetadataResponseBroker::default()
         .with_node_id(0.into())
         .with_host(StrBytes::from_static_str("127.0.0.1"))
@@ -275,9 +300,15 @@ fn metadata(request: &MetadataRequest, port: u16) -> MetadataResponse {
         .map(|topic| {
             MetadataResponseTopic::default()
                 .with_name(topic.name.clone())
-                .with_partitions(vec![MetadataResponsePartition::default()
-                    .with_partition_index(0)
-                    .with_leader_id(0.into())])
+                .with_partitions(
+                    (0..partitions)
+                        .map(|index| {
+                            MetadataResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_leader_id(0.into())
+                        })
+                        .collect(),
+                )
         })
         .collect();
     MetadataResponse::default()
@@ -296,10 +327,17 @@ fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
                 .clone()
                 .and_then(|records| BatchReader::new(records).next()?.ok());
             let Some(batch) = batch else { continue };
-            let answered = state.produce_errors.pop_front().unwrap_or(0);
+            let scripted = state
+                .partition_errors
+                .get_mut(&partition.index)
+                .and_then(VecDeque::pop_front);
+            let answered = scripted
+                .or_else(|| state.produce_errors.pop_front())
+                .unwrap_or(0);
             let header = batch.header;
             debug_assert_eq!(header.attributes.compression, Compression::None);
             state.log.push(Event::Produce {
+                partition: partition.index,
                 producer_epoch: header.producer_epoch,
                 base_sequence: header.base_sequence,
                 records: header.records_count,
@@ -309,8 +347,9 @@ fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
                 .with_index(partition.index)
                 .with_error_code(answered);
             if answered == 0 {
-                response = response.with_base_offset(state.next_offset);
-                state.next_offset += i64::from(header.records_count);
+                let next_offset = state.next_offset.entry(partition.index).or_default();
+                response = response.with_base_offset(*next_offset);
+                *next_offset += i64::from(header.records_count);
             }
             partitions.push(response);
         }

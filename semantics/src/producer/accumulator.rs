@@ -42,6 +42,9 @@ pub(crate) struct ClosedBatch {
     /// An attempt may have been written (its answer never came): it keeps
     /// its sequence, and a final timeout reports the outcome as unknown.
     pub in_doubt: bool,
+    /// The last attempt went out with nothing else of its partition in
+    /// flight (an OUT_OF_ORDER answer then speaks about the broker's state).
+    pub sent_alone: bool,
 }
 
 // Nothing is lost silently: a batch dropped before it was settled (producer
@@ -91,6 +94,7 @@ impl PartitionQueue {
             retry_at: None,
             last_error: None,
             in_doubt: false,
+            sent_alone: false,
         });
     }
 
