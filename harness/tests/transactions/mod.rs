@@ -276,10 +276,23 @@ async fn an_unknown_commit_outcome_forces_a_new_epoch() {
     producer.close(Duration::from_secs(5)).await;
 
     // The log: the second transaction's batches carry a higher epoch.
-    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+    let (first, second) = first_and_second_epochs(&bootstrap, &topic).await;
+    assert!(
+        second > first,
+        "second transaction on epoch {second}, first on {first}"
+    );
+    // The lost answer was a commit the broker applied.
+    let committed = read(&bootstrap, &topic, "read_committed").await;
+    assert_eq!(committed.len(), 10, "{committed:?}");
+}
+
+/// The producer epochs of the batches whose first value starts with
+/// "first-" and "second-", from partition 0's log.
+async fn first_and_second_epochs(bootstrap: &str, topic: &str) -> (i16, i16) {
+    let connection = connect(bootstrap, None, ConnectionConfig::default())
         .await
         .unwrap();
-    let fetched = wire_ops::fetch(&connection, &topic, 0, 0, false)
+    let fetched = wire_ops::fetch(&connection, topic, 0, 0, false)
         .await
         .unwrap();
     let epochs: Vec<(String, i16)> = BatchReader::new(fetched.records)
@@ -298,13 +311,45 @@ async fn an_unknown_commit_outcome_forces_a_new_epoch() {
             .iter()
             .find(|(v, _)| v.starts_with(prefix))
             .map(|(_, e)| *e)
+            .unwrap_or_else(|| panic!("no batch starting with {prefix}: {epochs:?}"))
     };
-    let (first, second) = (epoch_of("first-").unwrap(), epoch_of("second-").unwrap());
+    (epoch_of("first-"), epoch_of("second-"))
+}
+
+/// Issue 14 item 5: the first EndTxn's answer is lost, its retry is
+/// answered. The commit succeeds, but the lost attempt may still be on its
+/// way: the next transaction must run on a new epoch so that it cannot land
+/// on it. Before the fix the second transaction ran on the same epoch.
+#[tokio::test]
+async fn an_end_txn_answered_only_on_retry_still_forces_a_new_epoch() {
+    let cluster = proxied_cluster().await;
+    let bootstrap = cluster.bootstrap();
+    let topic = topic(&bootstrap, "txn-retried-end").await;
+    let producer = transactional(&bootstrap, &unique_topic("retried-end"), &[]);
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, (0..5).map(|i| format!("first-{i}"))).await;
+    cluster.set_faults(&harness::proxy::Faults {
+        drop_responses: HashMap::from([(26, vec![1])]), // the first EndTxn
+        ..Default::default()
+    });
+    producer
+        .commit_transaction()
+        .await
+        .expect("the retry is answered");
+    assert!(
+        cluster.proxy_faults() >= 1,
+        "the first EndTxn answer was dropped"
+    );
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, (0..5).map(|i| format!("second-{i}"))).await;
+    producer.commit_transaction().await.unwrap();
+    producer.close(Duration::from_secs(5)).await;
+    let (first, second) = first_and_second_epochs(&bootstrap, &topic).await;
     assert!(
         second > first,
         "second transaction on epoch {second}, first on {first}"
     );
-    // The lost answer was a commit the broker applied.
     let committed = read(&bootstrap, &topic, "read_committed").await;
     assert_eq!(committed.len(), 10, "{committed:?}");
 }
