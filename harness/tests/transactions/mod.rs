@@ -112,8 +112,8 @@ async fn a_hundred_transactions_every_third_aborted() {
 }
 
 /// A second producer with the same transactional id fences the first: its
-/// next send fails fatally, every later call too, and nothing it wrote
-/// reaches read_committed. (nisshi answers a fenced producer's *Produce*
+/// next send fails, its abort finds it fenced, every later call fails
+/// fatally, and nothing it wrote reaches read_committed. (nisshi answers a fenced producer's *Produce*
 /// with PRODUCER_FENCED but drops the connection on its EndTxn; the EndTxn
 /// classification is covered by the scripted-broker test below.)
 #[tokio::test]
@@ -139,7 +139,12 @@ async fn a_zombie_producer_is_fenced() {
         error.to_string().contains("FENCED") || error.to_string().contains("EPOCH"),
         "{error}"
     );
+    // A Produce answered INVALID_PRODUCER_EPOCH cannot tell a rival from the
+    // coordinator's own timeout abort (KIP-588): the commit is abortable,
+    // and the abort, presenting the old epoch, learns of the rival.
     let error = zombie.commit_transaction().await.unwrap_err();
+    assert!(error.is_abortable(), "{error:?}");
+    let error = zombie.abort_transaction().await.unwrap_err();
     assert!(
         error.is_fatal(),
         "after fencing every call is fatal: {error:?}"
@@ -352,6 +357,63 @@ async fn an_end_txn_answered_only_on_retry_still_forces_a_new_epoch() {
     );
     let committed = read(&bootstrap, &topic, "read_committed").await;
     assert_eq!(committed.len(), 10, "{committed:?}");
+}
+
+/// Issue 14 item 15 (KIP-588): the coordinator aborts a transaction that
+/// outlives `transaction.timeout.ms` and bumps the epoch; the next record of
+/// the transaction is refused with INVALID_PRODUCER_EPOCH. That makes the
+/// transaction abortable, not the producer fatal: after the abort the
+/// producer re-initialises and the next transaction commits. Before the fix
+/// the producer failed for good.
+#[tokio::test]
+async fn a_transaction_outliving_its_timeout_is_abortable() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic(&bootstrap, "txn-timeout").await;
+    let producer = transactional(
+        &bootstrap,
+        &unique_topic("txn-timeout"),
+        &[("transaction.timeout.ms", "1000")],
+    );
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    // The coordinator looks for expired transactions every 10 s
+    // (transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    let started = std::time::Instant::now();
+    let refused = loop {
+        let delivery = producer
+            .send(ProducerRecord::new(topic.as_str(), "aborted").partition(0))
+            .await
+            .expect("queued");
+        if let Err(error) = delivery.await {
+            break error;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the coordinator never aborted the expired transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        matches!(
+            refused,
+            semantics::ProduceError::Broker {
+                code: kafka_wire::KafkaCode(47),
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    let error = producer.commit_transaction().await.unwrap_err();
+    assert!(error.is_abortable(), "{error:?}");
+    producer
+        .abort_transaction()
+        .await
+        .expect("abort after the timeout");
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, ["after".to_owned()]).await;
+    producer.commit_transaction().await.unwrap();
+    producer.close(Duration::from_secs(5)).await;
+    assert_eq!(read(&bootstrap, &topic, "read_committed").await, ["after"]);
 }
 
 /// nisshi drops the connection on a fenced producer's EndTxn instead of

@@ -498,7 +498,10 @@ impl Sender {
 
     /// Inside a transaction a sequence problem is not repaired by the sender:
     /// the transaction fails (abortable) and the manager bumps the epoch when
-    /// it is aborted. Fencing is fatal. Once the transaction has failed, later
+    /// it is aborted. PRODUCER_FENCED is fatal; INVALID_PRODUCER_EPOCH is
+    /// abortable (KIP-588): the coordinator bumped the epoch when it aborted a
+    /// transaction that outlived `transaction.timeout.ms`, and re-initialising
+    /// after the abort recovers. Once the transaction has failed, later
     /// batches are not retried either: the abort discards them anyway.
     fn settle_transactional_error(
         &mut self,
@@ -507,10 +510,18 @@ impl Sender {
         code: KafkaCode,
         verdict: SequenceVerdict,
     ) {
-        if matches!(code.0, 47 | 90) {
+        if code == KafkaCode(90) {
             warn!(%code, "transactional producer fenced");
             self.finish(outbound, Err(error.clone()));
             return self.fail_everything(ProduceError::Fatal(format!("fenced: {code}")));
+        }
+        if code == KafkaCode(47) {
+            warn!(%code, "the coordinator moved to a newer epoch (transaction timed out?): the transaction must be aborted (KIP-588)");
+            if let Some(txn) = &self.shared.txn {
+                txn.epoch_bumped_by_coordinator
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            return self.finish(outbound, Err(error));
         }
         let failed_already = self
             .shared

@@ -45,6 +45,8 @@ impl Producer {
         if let Some(txn) = &self.shared.txn {
             *txn.failure.lock().expect("txn lock") = None;
             txn.in_doubt.store(false, Ordering::Release);
+            txn.epoch_bumped_by_coordinator
+                .store(false, Ordering::Release);
             *txn.assigned_producer.lock().expect("txn lock") = Some(identity);
         }
         self.shared.wake.notify_one();
@@ -104,6 +106,16 @@ impl Producer {
         if let Some(error) = self.shared.fatal_error() {
             manager.apply(TxnEvent::FatalError).ok();
             return Err(TransactionError::Fatal(error.to_string()));
+        }
+        let bumped = self
+            .shared
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.epoch_bumped_by_coordinator.load(Ordering::Acquire));
+        if bumped {
+            let identity = manager.recover_from_coordinator_abort().await?;
+            self.hand_to_sender(identity);
+            return Ok(());
         }
         manager.end(false).await?;
         // A failed record leaves a gap in its partition's sequence numbers

@@ -212,9 +212,36 @@ impl TransactionManager {
 
     /// InitProducerId: a new epoch for the transactional id. Returns the identity.
     pub async fn init(&self) -> Result<ProducerIdentity, TransactionError> {
+        self.init_expecting(None).await
+    }
+
+    /// The coordinator aborted the open transaction itself (it outlived
+    /// `transaction.timeout.ms`) and bumped the epoch; a Produce answered
+    /// INVALID_PRODUCER_EPOCH. EndTxn on the old epoch would be refused as
+    /// fenced, so the abort ends here and the producer re-initialises
+    /// presenting its id and old epoch: the coordinator accepts the epoch it
+    /// bumped from, and refuses (PRODUCER_FENCED, fatal) when another producer
+    /// with the id took over meanwhile (KIP-588).
+    pub async fn recover_from_coordinator_abort(
+        &self,
+    ) -> Result<ProducerIdentity, TransactionError> {
+        let previous = {
+            let mut inner = self.inner.lock().expect("txn lock");
+            inner.partitions.clear();
+            inner.started = false;
+            inner.producer
+        };
+        self.apply(TxnEvent::EndDone)?;
+        self.init_expecting(Some(previous)).await
+    }
+
+    async fn init_expecting(
+        &self,
+        previous: Option<ProducerIdentity>,
+    ) -> Result<ProducerIdentity, TransactionError> {
         let _op = self.ops.lock().await;
         self.apply(TxnEvent::InitStarted)?;
-        let request = requests::init_producer_id(&self.transactional_id, self.timeout_ms);
+        let request = requests::init_producer_id(&self.transactional_id, self.timeout_ms, previous);
         let result = self
             .call(&self.coordinator, &request, |r| KafkaCode(r.error_code))
             .await;
