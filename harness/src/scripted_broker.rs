@@ -29,6 +29,10 @@ use kafka_wire::records::{BatchReader, Compression};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// A scripted Produce answer: none at all (the connection stays open), as
+/// when the broker stalls. Logged as the batch's `answered` code.
+pub const NO_ANSWER: i16 = i16::MIN;
+
 /// What the scripted broker received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -192,7 +196,11 @@ fn answer(mut frame: Bytes, port: u16, state: &Mutex<State>) -> Option<Bytes> {
         }
         ApiKey::Produce => {
             let request = ProduceRequest::decode(&mut frame, version).ok()?;
-            respond(id, version, &produce(&request, state))
+            let (response, withheld) = produce(&request, state);
+            if withheld {
+                return Some(Bytes::new());
+            }
+            respond(id, version, &response)
         }
         ApiKey::FindCoordinator => {
             let coordinator = |r: FindCoordinatorResponse| {
@@ -316,8 +324,10 @@ fn metadata(request: &MetadataRequest, port: u16, partitions: i32) -> MetadataRe
         .with_topics(topics)
 }
 
-fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
+/// The answer, and whether the script withholds it ([`NO_ANSWER`]).
+fn produce(request: &ProduceRequest, state: &Mutex<State>) -> (ProduceResponse, bool) {
     let mut state = state.lock().expect("state lock");
+    let mut withheld = false;
     let mut topics = Vec::new();
     for topic in &request.topic_data {
         let mut partitions = Vec::new();
@@ -343,6 +353,7 @@ fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
                 records: header.records_count,
                 answered,
             });
+            withheld |= answered == NO_ANSWER;
             let mut response = PartitionProduceResponse::default()
                 .with_index(partition.index)
                 .with_error_code(answered);
@@ -359,5 +370,5 @@ fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
                 .with_partition_responses(partitions),
         );
     }
-    ProduceResponse::default().with_responses(topics)
+    (ProduceResponse::default().with_responses(topics), withheld)
 }

@@ -640,6 +640,49 @@ async fn a_failed_batch_renumbers_only_its_own_partition() {
     );
 }
 
+/// Issue 14 item 14: a record whose request went out and was never answered
+/// when `close()` gave up may be in the log: it is reported as outcome
+/// unknown, so nobody resends it believing it lost. A record never sent is
+/// reported closed (not written). Before the fix both were `Closed`.
+#[tokio::test]
+async fn close_reports_records_in_flight_as_outcome_unknown() {
+    use harness::scripted_broker::NO_ANSWER;
+    let broker = ScriptedBroker::start([NO_ANSWER]).await.unwrap();
+    let producer = producer(
+        &broker.address(),
+        &[
+            ("linger.ms", "0"),
+            ("max.in.flight.requests.per.connection", "1"),
+        ],
+    );
+    let in_flight = producer
+        .send(ProducerRecord::new("scripted", "in flight").partition(0))
+        .await
+        .unwrap();
+    while !broker
+        .log()
+        .iter()
+        .any(|e| matches!(e, Event::Produce { .. }))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Waits behind the unanswered request (one in flight per partition).
+    let never_sent = producer
+        .send(ProducerRecord::new("scripted", "queued").partition(0))
+        .await
+        .unwrap();
+    producer.close(Duration::from_millis(200)).await;
+    let error = in_flight.await.unwrap_err();
+    assert!(error.outcome_unknown(), "{error:?}");
+    let error = never_sent.await.unwrap_err();
+    assert!(matches!(error, ProduceError::Closed), "{error:?}");
+    assert_eq!(
+        produced(&broker.log()).len(),
+        1,
+        "the second record was never sent"
+    );
+}
+
 /// With no broker at all, records expire by delivery.timeout.ms with a typed
 /// error; the producer itself stays usable (InitProducerId keeps retrying).
 #[tokio::test]

@@ -240,7 +240,9 @@ impl Producer {
     }
 
     /// Graceful shutdown: flushes for at most `timeout`, then stops the sender.
-    /// Records still unsettled then fail with [`ProduceError::Closed`].
+    /// Records still unsettled then fail: with [`ProduceError::Closed`] if
+    /// they were surely not written; with [`ProduceError::DeliveryTimeout`]
+    /// and `outcome_unknown` if a request carrying them went unanswered.
     pub async fn close(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.flush()).await;
         self.shared.close();
@@ -250,13 +252,15 @@ impl Producer {
                 .await
                 .is_err()
             {
-                tracing::warn!("sender did not stop in time; unsettled records fail with Closed");
+                tracing::warn!(
+                    "sender did not stop in time; unsettled records fail (outcome unknown if sent)"
+                );
                 sender.abort();
-                // Its in-flight batches fail with Closed as the task drops them.
+                // Its in-flight batches fail, outcome unknown, as the task drops them.
                 let _ = sender.await;
             }
         }
-        // Whatever is still queued fails with Closed as its batches drop.
+        // Whatever is still queued fails as its batches drop (see ClosedBatch's Drop).
         let queued = std::mem::take(
             &mut self
                 .shared

@@ -238,6 +238,7 @@ impl Sender {
                     let mut batch = queue.closed.pop_front().expect("checked");
                     let restamp = self.stamp(&topic.name, partition, &mut batch);
                     batch.sent_alone = queue.in_flight == 0;
+                    batch.awaiting_answer = true;
                     queue.in_flight += 1;
                     request.push(Outbound {
                         topic: topic.name.clone(),
@@ -579,6 +580,7 @@ impl Sender {
     fn requeue(&mut self, mut outbound: Outbound, error: ProduceError, backoff: bool) {
         Counters::add(&self.shared.counters.retries, 1);
         outbound.batch.attempts += 1;
+        outbound.batch.awaiting_answer = false;
         outbound.batch.in_doubt |= error.outcome_unknown();
         outbound.batch.last_error = Some(error.to_string());
         outbound.batch.retry_at =
