@@ -77,6 +77,8 @@ struct State {
     next_offset: HashMap<i32, i64>,
     /// Partitions every topic has (0 means 1).
     partitions: i32,
+    /// How long each Produce answer is held back.
+    produce_delay: std::time::Duration,
     log: Vec<Event>,
 }
 
@@ -132,6 +134,12 @@ impl ScriptedBroker {
             .extend(codes);
     }
 
+    /// Holds back every Produce answer by `delay` (the batch is logged on
+    /// arrival), as a slow broker would.
+    pub fn set_produce_delay(&self, delay: std::time::Duration) {
+        self.state.lock().expect("state lock").produce_delay = delay;
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -158,9 +166,14 @@ async fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
         if stream.read_exact(&mut frame).await.is_err() {
             return;
         }
+        let is_produce = frame.get(..2) == Some(&(ApiKey::Produce as i16).to_be_bytes()[..]);
         let Some(response) = answer(Bytes::from(frame), port, &state) else {
             return;
         };
+        let delay = state.lock().expect("state lock").produce_delay;
+        if is_produce && !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if stream.write_all(&response).await.is_err() {
             return;
         }

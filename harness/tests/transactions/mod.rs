@@ -469,6 +469,60 @@ async fn end_txn_answers_by_class_on_the_scripted_broker() {
     }
 }
 
+/// Issue 14 item 6: on a shared producer a send that passed the transaction
+/// check but waits for `buffer.memory` races `commit_transaction`. It must
+/// join the transaction being committed (the commit waits for it) or fail
+/// with a typed error — never be appended after the commit's flush. Before
+/// the fix the commit returned while that record was still unanswered, and
+/// its batch could reach the broker after the EndTxn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_racing_the_commit_joins_it_or_fails() {
+    use harness::scripted_broker::{Event, ScriptedBroker};
+    let broker = ScriptedBroker::start([]).await.unwrap();
+    broker.set_produce_delay(Duration::from_millis(400));
+    let producer = std::sync::Arc::new(transactional(
+        &broker.address(),
+        "racing",
+        &[("linger.ms", "0"), ("buffer.memory", "1024")],
+    ));
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    let big = || ProducerRecord::new("t", vec![7u8; 600]).partition(0);
+    let first = producer.send(big()).await.unwrap();
+    // The second needs the first's buffer space: it waits for its answer.
+    let racing = tokio::spawn({
+        let producer = producer.clone();
+        async move { producer.send(big()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    producer.commit_transaction().await.unwrap();
+    first.await.expect("the first record is committed");
+    match racing.await.unwrap() {
+        Ok(delivery) => {
+            let settled = tokio::time::timeout(Duration::ZERO, delivery).await;
+            assert!(
+                matches!(settled, Ok(Ok(_))),
+                "the commit returned before the racing record was answered: {settled:?}"
+            );
+        }
+        Err(error) => assert!(
+            matches!(error, semantics::ProduceError::Transaction(_)),
+            "{error:?}"
+        ),
+    }
+    let log = broker.log();
+    let end = log
+        .iter()
+        .position(|e| matches!(e, Event::EndTxn { .. }))
+        .expect("an EndTxn");
+    assert!(
+        !log[end..]
+            .iter()
+            .any(|e| matches!(e, Event::Produce { .. })),
+        "a record was produced after the commit: {log:?}"
+    );
+}
+
 /// Issue 14 (19): `harness produce --abort-every N` aborts on purpose; those
 /// records are reported as aborted, not failed, and the command succeeds.
 /// Before the fix it printed "error: 1000 records failed: " (no reason) and

@@ -60,6 +60,11 @@ pub struct Producer {
     sender: Mutex<Option<JoinHandle<()>>>,
     /// The transaction manager, with `transactional.id`.
     txn: Option<Arc<txn::TransactionManager>>,
+    /// Sends inside a transaction hold it shared from the transaction check
+    /// to the append; commit and abort take it exclusively to end the
+    /// transaction, so a send either joins the transaction being ended
+    /// (before its flush) or finds it ended and fails — never appends after.
+    txn_gate: tokio::sync::RwLock<()>,
 }
 
 impl Producer {
@@ -85,6 +90,7 @@ impl Producer {
             partitioner: None,
             sender: Mutex::new(Some(sender)),
             txn,
+            txn_gate: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -152,6 +158,10 @@ impl Producer {
             return Ok(DeliveryFuture::failed(error.clone()));
         }
         let partition = self.choose_partition(&record).await?;
+        let _in_transaction = match &self.txn {
+            Some(_) => Some(self.txn_gate.read().await),
+            None => None,
+        };
         if let Some(txn) = &self.txn {
             // The partition joins the transaction before its first record is sent.
             txn.ensure_partition(&record.topic, partition).await?;

@@ -80,7 +80,11 @@ impl Producer {
     /// failed, nothing is committed and the error is abortable.
     pub async fn commit_transaction(&self) -> Result<(), TransactionError> {
         let manager = self.manager()?;
-        manager.apply(TxnEvent::CommitStarted)?;
+        {
+            // Sends past the transaction check append first (see `txn_gate`).
+            let _ended = self.txn_gate.write().await;
+            manager.apply(TxnEvent::CommitStarted)?;
+        }
         self.flush().await;
         if let Some(error) = self.shared.fatal_error() {
             manager.apply(TxnEvent::FatalError).ok();
@@ -101,7 +105,10 @@ impl Producer {
     /// read_committed consumers. Waits for records in flight first.
     pub async fn abort_transaction(&self) -> Result<(), TransactionError> {
         let manager = self.manager()?;
-        manager.apply(TxnEvent::AbortStarted)?;
+        {
+            let _ended = self.txn_gate.write().await;
+            manager.apply(TxnEvent::AbortStarted)?;
+        }
         self.flush().await;
         if let Some(error) = self.shared.fatal_error() {
             manager.apply(TxnEvent::FatalError).ok();
