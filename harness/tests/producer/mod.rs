@@ -295,6 +295,79 @@ async fn connections_killed_mid_request_lead_to_retries_not_loss() {
     assert_exactly_once_in_order(&values, COUNT);
 }
 
+/// Issue 14 item 4: the leader of the partition is killed (SIGKILL) while
+/// records are being produced on a 3-node cluster of the test's own. The
+/// producer must follow the leadership to another node: every record is
+/// acknowledged within delivery.timeout.ms, none lost, none duplicated.
+/// Before the fix it kept reconnecting to the dead node (its one metadata
+/// refresh ran before the controller moved the leadership) and the records
+/// after the kill expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_leader_is_left_for_the_new_one() {
+    const COUNT: usize = 4_000;
+    let mut cluster = Cluster::start(test_broker::own_cluster(3))
+        .await
+        .expect("a 3-node cluster");
+    let bootstrap = cluster.bootstrap();
+    let topic = fresh_topic(&bootstrap, "dead-leader").await;
+    let admin = connect(&bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    let (leader, _) = wire_ops::partition_leader(&admin, &topic, 0)
+        .await
+        .unwrap()
+        .expect("a leader");
+    let producer = producer(
+        &bootstrap,
+        &[
+            ("delivery.timeout.ms", "45000"),
+            ("request.timeout.ms", "5000"),
+            ("retry.backoff.ms", "100"),
+        ],
+    );
+    let mut futures = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        if i == COUNT / 4 {
+            for future in futures.drain(..) {
+                let _: semantics::Delivery = future_ok(future).await;
+            }
+            cluster.kill(usize::try_from(leader).unwrap());
+        }
+        let record = ProducerRecord::new(topic.as_str(), value(i)).partition(0);
+        futures.push(producer.send(record).await.expect("queued"));
+        if i % 100 == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    for future in futures {
+        future_ok(future).await;
+    }
+    producer.close(Duration::from_secs(10)).await;
+    let survivor = cluster
+        .node_ids()
+        .into_iter()
+        .find(|&id| id != usize::try_from(leader).unwrap())
+        .unwrap();
+    let survivor = connect(
+        &format!("127.0.0.1:{}", cluster.node(survivor).ports.client),
+        None,
+        ConnectionConfig::default(),
+    )
+    .await
+    .unwrap();
+    let new_leader = wire_ops::leader_address(&survivor, &topic, 0)
+        .await
+        .unwrap();
+    let values = read_back(&new_leader, &topic, COUNT).await;
+    assert_exactly_once_in_order(&values, COUNT);
+}
+
+async fn future_ok(future: semantics::DeliveryFuture) -> semantics::Delivery {
+    future
+        .await
+        .expect("acknowledged within delivery.timeout.ms")
+}
+
 /// Runs `count` records through a proxy that drops the responses to Produce
 /// requests `dropped` (after the broker wrote them) and resets the connection.
 /// Returns every value read back, in offset order, and the producer's metrics.

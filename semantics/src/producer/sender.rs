@@ -252,6 +252,16 @@ impl Sender {
         for batch in expired {
             self.expire(batch, now);
         }
+        // metadata.max.age.ms: leadership moves without any error reaching
+        // this producer (a rolling restart of an idle producer's leaders).
+        let max_age = config.metadata_max_age;
+        match shared.cluster.last_refresh() {
+            Some(refreshed) if refreshed + max_age > now => {
+                wake_at = wake_at.min(refreshed + max_age);
+            }
+            Some(_) => unknown_leaders.extend(shared.cluster.known_topics()),
+            None => {}
+        }
         if !unknown_leaders.is_empty() {
             self.refresh_metadata(unknown_leaders);
         }
@@ -366,6 +376,14 @@ impl Sender {
         tokio::spawn(async move {
             if let Err(error) = shared.cluster.connection(broker).await {
                 debug!(broker, %error, "connecting to broker failed");
+                // The broker may be gone for good. Its partitions get new
+                // leaders only once the controller notices, after the refresh
+                // that followed the broken connection: look again after every
+                // failed connect, as the Java client does.
+                let topics = shared.cluster.known_topics();
+                if let Err(error) = shared.cluster.refresh(&topics).await {
+                    debug!(%error, "metadata refresh after a failed connect failed");
+                }
                 tokio::time::sleep(shared.config.retry_backoff).await;
             }
             connecting.lock().expect("connecting lock").remove(&broker);
