@@ -2,10 +2,11 @@
 //! be made to do on demand: answer a chosen Produce with a chosen error code.
 //! It speaks just enough — ApiVersions, Metadata, InitProducerId, Produce,
 //! and for transactions FindCoordinator, AddPartitionsToTxn and a scripted
-//! EndTxn — for one broker (node 0) leading partition 0 of every topic, and
+//! EndTxn — for one broker (node 0) leading every partition of every topic
+//! (one partition unless [`ScriptedBroker::set_partitions`] says more), and
 //! logs what it received so tests can assert on the client's behaviour.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -28,6 +29,10 @@ use kafka_wire::records::{BatchReader, Compression};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+/// A scripted Produce answer: none at all (the connection stays open), as
+/// when the broker stalls. Logged as the batch's `answered` code.
+pub const NO_ANSWER: i16 = i16::MIN;
+
 /// What the scripted broker received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -40,6 +45,8 @@ pub enum Event {
     },
     /// A produced batch and the error code it was answered with.
     Produce {
+        /// Partition the batch was for.
+        partition: i32,
         /// Batch producer epoch.
         producer_epoch: i16,
         /// Batch base sequence.
@@ -63,9 +70,15 @@ pub enum Event {
 #[derive(Default)]
 struct State {
     produce_errors: VecDeque<i16>,
+    /// Scripts for one partition, used before `produce_errors`.
+    partition_errors: HashMap<i32, VecDeque<i16>>,
     end_txn_errors: VecDeque<i16>,
     epoch: i16,
-    next_offset: i64,
+    next_offset: HashMap<i32, i64>,
+    /// Partitions every topic has (0 means 1).
+    partitions: i32,
+    /// How long each Produce answer is held back.
+    produce_delay: std::time::Duration,
     log: Vec<Event>,
 }
 
@@ -104,6 +117,29 @@ impl ScriptedBroker {
             .extend(codes);
     }
 
+    /// Every topic has `count` partitions from now on.
+    pub fn set_partitions(&self, count: i32) {
+        self.state.lock().expect("state lock").partitions = count;
+    }
+
+    /// Answers successive batches for `partition` with these codes, before
+    /// the script given to [`ScriptedBroker::start`].
+    pub fn script_partition(&self, partition: i32, codes: impl IntoIterator<Item = i16>) {
+        self.state
+            .lock()
+            .expect("state lock")
+            .partition_errors
+            .entry(partition)
+            .or_default()
+            .extend(codes);
+    }
+
+    /// Holds back every Produce answer by `delay` (the batch is logged on
+    /// arrival), as a slow broker would.
+    pub fn set_produce_delay(&self, delay: std::time::Duration) {
+        self.state.lock().expect("state lock").produce_delay = delay;
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -130,9 +166,14 @@ async fn serve(mut stream: TcpStream, port: u16, state: Arc<Mutex<State>>) {
         if stream.read_exact(&mut frame).await.is_err() {
             return;
         }
+        let is_produce = frame.get(..2) == Some(&(ApiKey::Produce as i16).to_be_bytes()[..]);
         let Some(response) = answer(Bytes::from(frame), port, &state) else {
             return;
         };
+        let delay = state.lock().expect("state lock").produce_delay;
+        if is_produce && !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
         if stream.write_all(&response).await.is_err() {
             return;
         }
@@ -148,7 +189,8 @@ fn answer(mut frame: Bytes, port: u16, state: &Mutex<State>) -> Option<Bytes> {
         ApiKey::ApiVersions => respond(id, version, &api_versions()),
         ApiKey::Metadata => {
             let request = MetadataRequest::decode(&mut frame, version).ok()?;
-            respond(id, version, &metadata(&request, port))
+            let partitions = state.lock().expect("state lock").partitions.max(1);
+            respond(id, version, &metadata(&request, port, partitions))
         }
         ApiKey::InitProducerId => {
             let request = InitProducerIdRequest::decode(&mut frame, version).ok()?;
@@ -167,7 +209,11 @@ fn answer(mut frame: Bytes, port: u16, state: &Mutex<State>) -> Option<Bytes> {
         }
         ApiKey::Produce => {
             let request = ProduceRequest::decode(&mut frame, version).ok()?;
-            respond(id, version, &produce(&request, state))
+            let (response, withheld) = produce(&request, state);
+            if withheld {
+                return Some(Bytes::new());
+            }
+            respond(id, version, &response)
         }
         ApiKey::FindCoordinator => {
             let coordinator = |r: FindCoordinatorResponse| {
@@ -263,7 +309,7 @@ fn api_versions() -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(keys)
 }
 
-fn metadata(request: &MetadataRequest, port: u16) -> MetadataResponse {
+fn metadata(request: &MetadataRequest, port: u16, partitions: i32) -> MetadataResponse {
     let broker = MetadataResponseBroker::default()
         .with_node_id(0.into())
         .with_host(StrBytes::from_static_str("127.0.0.1"))
@@ -275,9 +321,15 @@ fn metadata(request: &MetadataRequest, port: u16) -> MetadataResponse {
         .map(|topic| {
             MetadataResponseTopic::default()
                 .with_name(topic.name.clone())
-                .with_partitions(vec![MetadataResponsePartition::default()
-                    .with_partition_index(0)
-                    .with_leader_id(0.into())])
+                .with_partitions(
+                    (0..partitions)
+                        .map(|index| {
+                            MetadataResponsePartition::default()
+                                .with_partition_index(index)
+                                .with_leader_id(0.into())
+                        })
+                        .collect(),
+                )
         })
         .collect();
     MetadataResponse::default()
@@ -285,8 +337,10 @@ fn metadata(request: &MetadataRequest, port: u16) -> MetadataResponse {
         .with_topics(topics)
 }
 
-fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
+/// The answer, and whether the script withholds it ([`NO_ANSWER`]).
+fn produce(request: &ProduceRequest, state: &Mutex<State>) -> (ProduceResponse, bool) {
     let mut state = state.lock().expect("state lock");
+    let mut withheld = false;
     let mut topics = Vec::new();
     for topic in &request.topic_data {
         let mut partitions = Vec::new();
@@ -296,21 +350,30 @@ fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
                 .clone()
                 .and_then(|records| BatchReader::new(records).next()?.ok());
             let Some(batch) = batch else { continue };
-            let answered = state.produce_errors.pop_front().unwrap_or(0);
+            let scripted = state
+                .partition_errors
+                .get_mut(&partition.index)
+                .and_then(VecDeque::pop_front);
+            let answered = scripted
+                .or_else(|| state.produce_errors.pop_front())
+                .unwrap_or(0);
             let header = batch.header;
             debug_assert_eq!(header.attributes.compression, Compression::None);
             state.log.push(Event::Produce {
+                partition: partition.index,
                 producer_epoch: header.producer_epoch,
                 base_sequence: header.base_sequence,
                 records: header.records_count,
                 answered,
             });
+            withheld |= answered == NO_ANSWER;
             let mut response = PartitionProduceResponse::default()
                 .with_index(partition.index)
                 .with_error_code(answered);
             if answered == 0 {
-                response = response.with_base_offset(state.next_offset);
-                state.next_offset += i64::from(header.records_count);
+                let next_offset = state.next_offset.entry(partition.index).or_default();
+                response = response.with_base_offset(*next_offset);
+                *next_offset += i64::from(header.records_count);
             }
             partitions.push(response);
         }
@@ -320,5 +383,5 @@ fn produce(request: &ProduceRequest, state: &Mutex<State>) -> ProduceResponse {
                 .with_partition_responses(partitions),
         );
     }
-    ProduceResponse::default().with_responses(topics)
+    (ProduceResponse::default().with_responses(topics), withheld)
 }

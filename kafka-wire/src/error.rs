@@ -140,8 +140,11 @@ static TABLE: &[(i16, &str, ErrorClass)] = &[
     (45, "OUT_OF_ORDER_SEQUENCE_NUMBER", A),
     // The batch is already in the log: the producer treats it as success.
     (46, "DUPLICATE_SEQUENCE_NUMBER", P),
-    // Fatal for a transactional producer: a newer epoch exists (KIP-588).
-    (47, "INVALID_PRODUCER_EPOCH", F),
+    // KIP-588: in a Produce answer, the coordinator aborted a transaction that
+    // outlived its timeout and bumped the epoch: abort and re-initialise. (A
+    // transaction coordinator's answer means fenced; the transaction manager
+    // classifies that itself.)
+    (47, "INVALID_PRODUCER_EPOCH", A),
     (48, "INVALID_TXN_STATE", F),
     (49, "INVALID_PRODUCER_ID_MAPPING", A),
     (50, "INVALID_TRANSACTION_TIMEOUT", F),

@@ -20,6 +20,7 @@
 //! | `delivery.timeout.ms` | 120000 | ≥ `linger.ms` + `request.timeout.ms`; unset, it grows to that |
 //! | `max.request.size` (`message.max.bytes`) | 1048576 | |
 //! | `allow.auto.create.topics` | `true` | |
+//! | `metadata.max.age.ms` (`topic.metadata.refresh.interval.ms`) | 300000 | metadata is refreshed at least this often |
 //! | `transactional.id` / `transaction.timeout.ms` | none / 60000 | enables transactions (needs idempotence) |
 //! | `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location` | `PLAINTEXT` | |
 //!
@@ -119,6 +120,9 @@ pub struct ProducerConfig {
     pub max_request_size: usize,
     /// `allow.auto.create.topics`.
     pub allow_auto_create_topics: bool,
+    /// `metadata.max.age.ms`: refresh metadata at least this often, so
+    /// leadership moves are seen even by a producer that sees no error.
+    pub metadata_max_age: Duration,
     /// `transactional.id`.
     pub transactional_id: Option<String>,
     /// `transaction.timeout.ms`.
@@ -148,6 +152,7 @@ impl Default for ProducerConfig {
             retry_backoff_max: Duration::from_millis(1_000),
             request_timeout: Duration::from_millis(30_000),
             delivery_timeout: Duration::from_millis(120_000),
+            metadata_max_age: Duration::from_millis(300_000),
             max_request_size: 1_048_576,
             allow_auto_create_topics: true,
             transactional_id: None,
@@ -257,6 +262,9 @@ impl ProducerConfig {
             "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
             "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value)?,
             "request.timeout.ms" => self.request_timeout = millis(key, value)?,
+            "metadata.max.age.ms" | "topic.metadata.refresh.interval.ms" => {
+                self.metadata_max_age = millis(key, value)?
+            }
             "delivery.timeout.ms" | "message.timeout.ms" => {
                 self.delivery_timeout = millis(key, value)?
             }
@@ -370,6 +378,7 @@ impl ProducerConfig {
             ),
             ("buffer.memory".to_owned(), self.buffer_memory.to_string()),
             ("max.block.ms".to_owned(), ms(self.max_block)),
+            ("metadata.max.age.ms".to_owned(), ms(self.metadata_max_age)),
             (
                 "compression.type".to_owned(),
                 self.compression.name().to_owned(),

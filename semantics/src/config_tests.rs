@@ -12,6 +12,15 @@ fn defaults_match_the_java_client() {
     assert_eq!(config.batch_size, 16_384);
     assert_eq!(config.max_in_flight, 5);
     assert_eq!(config.delivery_timeout, Duration::from_secs(120));
+    assert_eq!(config.metadata_max_age, Duration::from_secs(300));
+}
+
+#[test]
+fn metadata_max_age_takes_both_names() {
+    for key in ["metadata.max.age.ms", "topic.metadata.refresh.interval.ms"] {
+        let config = parse(&[("bootstrap.servers", "a:1"), (key, "1000")]).unwrap();
+        assert_eq!(config.metadata_max_age, Duration::from_secs(1), "{key}");
+    }
 }
 
 #[test]

@@ -112,8 +112,8 @@ async fn a_hundred_transactions_every_third_aborted() {
 }
 
 /// A second producer with the same transactional id fences the first: its
-/// next send fails fatally, every later call too, and nothing it wrote
-/// reaches read_committed. (nisshi answers a fenced producer's *Produce*
+/// next send fails, its abort finds it fenced, every later call fails
+/// fatally, and nothing it wrote reaches read_committed. (nisshi answers a fenced producer's *Produce*
 /// with PRODUCER_FENCED but drops the connection on its EndTxn; the EndTxn
 /// classification is covered by the scripted-broker test below.)
 #[tokio::test]
@@ -139,7 +139,12 @@ async fn a_zombie_producer_is_fenced() {
         error.to_string().contains("FENCED") || error.to_string().contains("EPOCH"),
         "{error}"
     );
+    // A Produce answered INVALID_PRODUCER_EPOCH cannot tell a rival from the
+    // coordinator's own timeout abort (KIP-588): the commit is abortable,
+    // and the abort, presenting the old epoch, learns of the rival.
     let error = zombie.commit_transaction().await.unwrap_err();
+    assert!(error.is_abortable(), "{error:?}");
+    let error = zombie.abort_transaction().await.unwrap_err();
     assert!(
         error.is_fatal(),
         "after fencing every call is fatal: {error:?}"
@@ -276,10 +281,23 @@ async fn an_unknown_commit_outcome_forces_a_new_epoch() {
     producer.close(Duration::from_secs(5)).await;
 
     // The log: the second transaction's batches carry a higher epoch.
-    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+    let (first, second) = first_and_second_epochs(&bootstrap, &topic).await;
+    assert!(
+        second > first,
+        "second transaction on epoch {second}, first on {first}"
+    );
+    // The lost answer was a commit the broker applied.
+    let committed = read(&bootstrap, &topic, "read_committed").await;
+    assert_eq!(committed.len(), 10, "{committed:?}");
+}
+
+/// The producer epochs of the batches whose first value starts with
+/// "first-" and "second-", from partition 0's log.
+async fn first_and_second_epochs(bootstrap: &str, topic: &str) -> (i16, i16) {
+    let connection = connect(bootstrap, None, ConnectionConfig::default())
         .await
         .unwrap();
-    let fetched = wire_ops::fetch(&connection, &topic, 0, 0, false)
+    let fetched = wire_ops::fetch(&connection, topic, 0, 0, false)
         .await
         .unwrap();
     let epochs: Vec<(String, i16)> = BatchReader::new(fetched.records)
@@ -298,15 +316,104 @@ async fn an_unknown_commit_outcome_forces_a_new_epoch() {
             .iter()
             .find(|(v, _)| v.starts_with(prefix))
             .map(|(_, e)| *e)
+            .unwrap_or_else(|| panic!("no batch starting with {prefix}: {epochs:?}"))
     };
-    let (first, second) = (epoch_of("first-").unwrap(), epoch_of("second-").unwrap());
+    (epoch_of("first-"), epoch_of("second-"))
+}
+
+/// Issue 14 item 5: the first EndTxn's answer is lost, its retry is
+/// answered. The commit succeeds, but the lost attempt may still be on its
+/// way: the next transaction must run on a new epoch so that it cannot land
+/// on it. Before the fix the second transaction ran on the same epoch.
+#[tokio::test]
+async fn an_end_txn_answered_only_on_retry_still_forces_a_new_epoch() {
+    let cluster = proxied_cluster().await;
+    let bootstrap = cluster.bootstrap();
+    let topic = topic(&bootstrap, "txn-retried-end").await;
+    let producer = transactional(&bootstrap, &unique_topic("retried-end"), &[]);
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, (0..5).map(|i| format!("first-{i}"))).await;
+    cluster.set_faults(&harness::proxy::Faults {
+        drop_responses: HashMap::from([(26, vec![1])]), // the first EndTxn
+        ..Default::default()
+    });
+    producer
+        .commit_transaction()
+        .await
+        .expect("the retry is answered");
+    assert!(
+        cluster.proxy_faults() >= 1,
+        "the first EndTxn answer was dropped"
+    );
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, (0..5).map(|i| format!("second-{i}"))).await;
+    producer.commit_transaction().await.unwrap();
+    producer.close(Duration::from_secs(5)).await;
+    let (first, second) = first_and_second_epochs(&bootstrap, &topic).await;
     assert!(
         second > first,
         "second transaction on epoch {second}, first on {first}"
     );
-    // The lost answer was a commit the broker applied.
     let committed = read(&bootstrap, &topic, "read_committed").await;
     assert_eq!(committed.len(), 10, "{committed:?}");
+}
+
+/// Issue 14 item 15 (KIP-588): the coordinator aborts a transaction that
+/// outlives `transaction.timeout.ms` and bumps the epoch; the next record of
+/// the transaction is refused with INVALID_PRODUCER_EPOCH. That makes the
+/// transaction abortable, not the producer fatal: after the abort the
+/// producer re-initialises and the next transaction commits. Before the fix
+/// the producer failed for good.
+#[tokio::test]
+async fn a_transaction_outliving_its_timeout_is_abortable() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic(&bootstrap, "txn-timeout").await;
+    let producer = transactional(
+        &bootstrap,
+        &unique_topic("txn-timeout"),
+        &[("transaction.timeout.ms", "1000")],
+    );
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    // The coordinator looks for expired transactions every 10 s
+    // (transaction.abort.timed.out.transaction.cleanup.interval.ms).
+    let started = std::time::Instant::now();
+    let refused = loop {
+        let delivery = producer
+            .send(ProducerRecord::new(topic.as_str(), "aborted").partition(0))
+            .await
+            .expect("queued");
+        if let Err(error) = delivery.await {
+            break error;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the coordinator never aborted the expired transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        matches!(
+            refused,
+            semantics::ProduceError::Broker {
+                code: kafka_wire::KafkaCode(47),
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    let error = producer.commit_transaction().await.unwrap_err();
+    assert!(error.is_abortable(), "{error:?}");
+    producer
+        .abort_transaction()
+        .await
+        .expect("abort after the timeout");
+    producer.begin_transaction().await.unwrap();
+    send_all(&producer, &topic, ["after".to_owned()]).await;
+    producer.commit_transaction().await.unwrap();
+    producer.close(Duration::from_secs(5)).await;
+    assert_eq!(read(&bootstrap, &topic, "read_committed").await, ["after"]);
 }
 
 /// nisshi drops the connection on a fenced producer's EndTxn instead of
@@ -360,6 +467,60 @@ async fn end_txn_answers_by_class_on_the_scripted_broker() {
             delivery.await.expect("delivered");
         }
     }
+}
+
+/// Issue 14 item 6: on a shared producer a send that passed the transaction
+/// check but waits for `buffer.memory` races `commit_transaction`. It must
+/// join the transaction being committed (the commit waits for it) or fail
+/// with a typed error — never be appended after the commit's flush. Before
+/// the fix the commit returned while that record was still unanswered, and
+/// its batch could reach the broker after the EndTxn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_racing_the_commit_joins_it_or_fails() {
+    use harness::scripted_broker::{Event, ScriptedBroker};
+    let broker = ScriptedBroker::start([]).await.unwrap();
+    broker.set_produce_delay(Duration::from_millis(400));
+    let producer = std::sync::Arc::new(transactional(
+        &broker.address(),
+        "racing",
+        &[("linger.ms", "0"), ("buffer.memory", "1024")],
+    ));
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().await.unwrap();
+    let big = || ProducerRecord::new("t", vec![7u8; 600]).partition(0);
+    let first = producer.send(big()).await.unwrap();
+    // The second needs the first's buffer space: it waits for its answer.
+    let racing = tokio::spawn({
+        let producer = producer.clone();
+        async move { producer.send(big()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    producer.commit_transaction().await.unwrap();
+    first.await.expect("the first record is committed");
+    match racing.await.unwrap() {
+        Ok(delivery) => {
+            let settled = tokio::time::timeout(Duration::ZERO, delivery).await;
+            assert!(
+                matches!(settled, Ok(Ok(_))),
+                "the commit returned before the racing record was answered: {settled:?}"
+            );
+        }
+        Err(error) => assert!(
+            matches!(error, semantics::ProduceError::Transaction(_)),
+            "{error:?}"
+        ),
+    }
+    let log = broker.log();
+    let end = log
+        .iter()
+        .position(|e| matches!(e, Event::EndTxn { .. }))
+        .expect("an EndTxn");
+    assert!(
+        !log[end..]
+            .iter()
+            .any(|e| matches!(e, Event::Produce { .. })),
+        "a record was produced after the commit: {log:?}"
+    );
 }
 
 /// Issue 14 (19): `harness produce --abort-every N` aborts on purpose; those

@@ -42,6 +42,11 @@ pub(crate) struct ClosedBatch {
     /// An attempt may have been written (its answer never came): it keeps
     /// its sequence, and a final timeout reports the outcome as unknown.
     pub in_doubt: bool,
+    /// The last attempt went out with nothing else of its partition in
+    /// flight (an OUT_OF_ORDER answer then speaks about the broker's state).
+    pub sent_alone: bool,
+    /// Handed to a request whose answer has not been read yet.
+    pub awaiting_answer: bool,
 }
 
 // Nothing is lost silently: a batch dropped before it was settled (producer
@@ -57,10 +62,23 @@ impl Drop for PartitionQueue {
 }
 
 impl Drop for ClosedBatch {
+    /// A batch whose request went out unanswered, or whose earlier attempt
+    /// may have been written, is reported as outcome unknown: resending it
+    /// could duplicate it. Only a batch surely not written is `Closed`.
     fn drop(&mut self) {
-        if !self.outcome.is_complete() {
-            self.outcome.complete(Err(ProduceError::Closed));
+        if self.outcome.is_complete() {
+            return;
         }
+        let error = if self.awaiting_answer || self.in_doubt {
+            ProduceError::DeliveryTimeout {
+                elapsed_ms: self.created.elapsed().as_millis(),
+                last_error: "the producer was closed before the broker answered".into(),
+                outcome_unknown: true,
+            }
+        } else {
+            ProduceError::Closed
+        };
+        self.outcome.complete(Err(error));
     }
 }
 
@@ -91,6 +109,8 @@ impl PartitionQueue {
             retry_at: None,
             last_error: None,
             in_doubt: false,
+            sent_alone: false,
+            awaiting_answer: false,
         });
     }
 

@@ -60,6 +60,11 @@ pub struct Producer {
     sender: Mutex<Option<JoinHandle<()>>>,
     /// The transaction manager, with `transactional.id`.
     txn: Option<Arc<txn::TransactionManager>>,
+    /// Sends inside a transaction hold it shared from the transaction check
+    /// to the append; commit and abort take it exclusively to end the
+    /// transaction, so a send either joins the transaction being ended
+    /// (before its flush) or finds it ended and fails — never appends after.
+    txn_gate: tokio::sync::RwLock<()>,
 }
 
 impl Producer {
@@ -85,6 +90,7 @@ impl Producer {
             partitioner: None,
             sender: Mutex::new(Some(sender)),
             txn,
+            txn_gate: tokio::sync::RwLock::new(()),
         })
     }
 
@@ -152,6 +158,10 @@ impl Producer {
             return Ok(DeliveryFuture::failed(error.clone()));
         }
         let partition = self.choose_partition(&record).await?;
+        let _in_transaction = match &self.txn {
+            Some(_) => Some(self.txn_gate.read().await),
+            None => None,
+        };
         if let Some(txn) = &self.txn {
             // The partition joins the transaction before its first record is sent.
             txn.ensure_partition(&record.topic, partition).await?;
@@ -240,7 +250,9 @@ impl Producer {
     }
 
     /// Graceful shutdown: flushes for at most `timeout`, then stops the sender.
-    /// Records still unsettled then fail with [`ProduceError::Closed`].
+    /// Records still unsettled then fail: with [`ProduceError::Closed`] if
+    /// they were surely not written; with [`ProduceError::DeliveryTimeout`]
+    /// and `outcome_unknown` if a request carrying them went unanswered.
     pub async fn close(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.flush()).await;
         self.shared.close();
@@ -250,13 +262,15 @@ impl Producer {
                 .await
                 .is_err()
             {
-                tracing::warn!("sender did not stop in time; unsettled records fail with Closed");
+                tracing::warn!(
+                    "sender did not stop in time; unsettled records fail (outcome unknown if sent)"
+                );
                 sender.abort();
-                // Its in-flight batches fail with Closed as the task drops them.
+                // Its in-flight batches fail, outcome unknown, as the task drops them.
                 let _ = sender.await;
             }
         }
-        // Whatever is still queued fails with Closed as its batches drop.
+        // Whatever is still queued fails as its batches drop (see ClosedBatch's Drop).
         let queued = std::mem::take(
             &mut self
                 .shared

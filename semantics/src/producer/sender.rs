@@ -6,6 +6,11 @@
 //! batches in flight; a batch that must be retried goes back to the front of
 //! its partition in creation order and is resent only once that partition has
 //! nothing in flight, so with idempotence retries cannot reorder records.
+//!
+//! Idempotence (KIP-360): a stamped batch keeps its sequence until it is
+//! answered. A partition whose sequence broke is reset on its own (see
+//! [`Sequences`]) once it has nothing in flight and none of its batches that
+//! may already be in the log would be renumbered; other partitions go on.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -14,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use kafka_wire::protocol::messages::{InitProducerIdRequest, ProduceResponse};
 use kafka_wire::records::ProducerState;
-use kafka_wire::{ConnError, ErrorClass, KafkaCode};
+use kafka_wire::{ErrorClass, KafkaCode};
 use tokio::task::JoinSet;
 use tracing::{debug, warn, Instrument};
 
@@ -24,7 +29,7 @@ use super::metrics::Counters;
 use super::request::{
     complete_request, dispatch_request, partition_answers, Outbound, PartitionAnswer,
 };
-use super::sequence::{SequenceVerdict, Sequences};
+use super::sequence::{ResetError, SequenceVerdict, Sequences};
 use super::shared::Shared;
 use crate::config::Acks;
 use crate::error::ProduceError;
@@ -39,14 +44,13 @@ struct Returned {
 pub(crate) struct Sender {
     shared: Arc<Shared>,
     sequences: Option<Sequences>,
-    bump_pending: bool,
     in_flight: JoinSet<Returned>,
     broker_in_flight: HashMap<i32, usize>,
     refreshing: Option<tokio::task::JoinHandle<()>>,
     /// InitProducerId retries: when to try next, how many so far.
     next_init_at: Instant,
     init_attempts: u32,
-    /// The held id was taken over: ask for a new one, not a bump.
+    /// The epoch of the held id is exhausted: ask for a new id.
     fresh_id_needed: bool,
     /// Brokers a connection is being opened to; their batches wait, so that
     /// every request is queued on an open connection in dispatch order.
@@ -58,7 +62,6 @@ impl Sender {
         Self {
             shared,
             sequences: None,
-            bump_pending: false,
             in_flight: JoinSet::new(),
             broker_in_flight: HashMap::new(),
             refreshing: None,
@@ -122,35 +125,27 @@ impl Sender {
         let assigned = txn.assigned_producer.lock().expect("txn lock").take();
         if let Some((id, epoch)) = assigned {
             self.sequences = Some(Sequences::transactional(id, epoch));
-            self.bump_pending = false;
         }
     }
 
     fn needs_producer_id(&self) -> bool {
         self.shared.txn.is_none()
             && self.shared.config.enable_idempotence
-            && (self.sequences.is_none() || (self.bump_pending && self.in_flight.is_empty()))
+            && (self.sequences.is_none() || self.fresh_id_needed)
     }
 
-    /// One InitProducerId: a new id, or the KIP-360 epoch bump when an id is
-    /// held. `Ok(false)`: a retriable failure, try again after a backoff.
+    /// One InitProducerId for a new id: at start, and when the epoch of the
+    /// held id is exhausted. Epoch bumps are local (KIP-360): Apache Kafka
+    /// answers an idempotent producer's InitProducerId with a new id anyway,
+    /// and a new id would not fence late copies of old attempts.
+    /// `Ok(false)`: a retriable failure, try again after a backoff.
     async fn init_producer_id(&mut self) -> Result<bool, ProduceError> {
         let config = &self.shared.config;
-        let (id, epoch) = match &self.sequences {
-            Some(sequences) if !self.fresh_id_needed => sequences.producer(),
-            _ => (-1, -1),
-        };
         let result = async {
             let connection = self.shared.cluster.any_connection().await?;
-            let version = connection
-                .versions()
-                .version_for::<InitProducerIdRequest>()
-                .map_err(ConnError::from)?;
-            // Bumping an existing id needs v3+ (KIP-360); older brokers hand out a new id.
-            let (bump_id, bump_epoch) = if version >= 3 { (id, epoch) } else { (-1, -1) };
             let timeout_ms =
                 i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX);
-            let request = idempotent_init_request(timeout_ms, bump_id, bump_epoch);
+            let request = idempotent_init_request(timeout_ms);
             Ok::<_, ProduceError>(connection.send(&request).await?)
         }
         .await;
@@ -170,22 +165,11 @@ impl Sender {
                     "producer id initialised"
                 );
                 match &mut self.sequences {
-                    Some(sequences) => sequences.bump(new_id, new_epoch),
+                    Some(sequences) => sequences.adopt(new_id, new_epoch),
                     None => self.sequences = Some(Sequences::new(new_id, new_epoch)),
                 }
-                if self.bump_pending {
-                    Counters::add(&self.shared.counters.epoch_bumps, 1);
-                }
-                self.bump_pending = false;
                 self.fresh_id_needed = false;
                 Ok(true)
-            }
-            // Our epoch was bumped by a rival holding the same id (nisshi gave
-            // every idempotent producer one id; Apache Kafka does not, and
-            // the cluster-faults issue reviews this path): ask for a fresh id.
-            KafkaCode(47 | 90) if id >= 0 && config.transactional_id.is_none() => {
-                self.fresh_id_needed = true;
-                Ok(false)
             }
             code if code.class().is_retriable() => Ok(false),
             code => Err(ProduceError::Fatal(format!("InitProducerId: {code}"))),
@@ -223,10 +207,10 @@ impl Sender {
                         continue;
                     };
                     let waiting_for_id = config.enable_idempotence && self.sequences.is_none();
-                    if self.bump_pending
-                        || waiting_for_id
-                        || queue.in_flight >= config.max_in_flight
-                    {
+                    if waiting_for_id || queue.in_flight >= config.max_in_flight {
+                        continue;
+                    }
+                    if !self.ready_after_reset(&topic.name, partition, queue) {
                         continue;
                     }
                     if let Some(retry_at) = front.retry_at.filter(|&at| at > now) {
@@ -253,6 +237,8 @@ impl Sender {
                     let request = requests.entry(leader).or_default();
                     let mut batch = queue.closed.pop_front().expect("checked");
                     let restamp = self.stamp(&topic.name, partition, &mut batch);
+                    batch.sent_alone = queue.in_flight == 0;
+                    batch.awaiting_answer = true;
                     queue.in_flight += 1;
                     request.push(Outbound {
                         topic: topic.name.clone(),
@@ -266,6 +252,16 @@ impl Sender {
         for batch in expired {
             self.expire(batch, now);
         }
+        // metadata.max.age.ms: leadership moves without any error reaching
+        // this producer (a rolling restart of an idle producer's leaders).
+        let max_age = config.metadata_max_age;
+        match shared.cluster.last_refresh() {
+            Some(refreshed) if refreshed + max_age > now => {
+                wake_at = wake_at.min(refreshed + max_age);
+            }
+            Some(_) => unknown_leaders.extend(shared.cluster.known_topics()),
+            None => {}
+        }
         if !unknown_leaders.is_empty() {
             self.refresh_metadata(unknown_leaders);
         }
@@ -278,21 +274,61 @@ impl Sender {
         wake_at
     }
 
-    /// Gives a batch its sequence on first send, or a new one after an epoch
-    /// bump. Returns whether already-sealed bytes need restamping.
+    /// A partition waiting for its KIP-360 reset may send only when the
+    /// reset has been done or when its front batch must keep its stamp.
+    /// The reset waits until the partition has nothing in flight (every
+    /// attempt answered) and renumbers no batch that may be in the log:
+    /// such a batch is resent with its old stamp until the broker answers
+    /// for it (acknowledged, duplicate, or refused at the head).
+    fn ready_after_reset(
+        &mut self,
+        topic: &Arc<str>,
+        partition: i32,
+        queue: &super::accumulator::PartitionQueue,
+    ) -> bool {
+        let Some(sequences) = self.sequences.as_mut() else {
+            return true;
+        };
+        let tp = (topic.clone(), partition);
+        if !sequences.reset_requested(&tp) {
+            return true;
+        }
+        if queue.in_flight > 0 {
+            return false;
+        }
+        let renumbering_is_safe = queue.closed.iter().all(|batch| {
+            batch.stamp == ProducerState::NONE
+                || !batch.in_doubt
+                || !sequences.is_current(&tp, batch.stamp)
+                || sequences.provably_unwritten(&tp, batch.stamp)
+        });
+        if !renumbering_is_safe {
+            return true;
+        }
+        match sequences.reset(&tp) {
+            Ok((producer_id, epoch)) => {
+                warn!(topic = %topic, partition, producer_id, epoch, "partition reset under a new epoch (KIP-360)");
+                Counters::add(&self.shared.counters.epoch_bumps, 1);
+                true
+            }
+            Err(ResetError::EpochExhausted) => {
+                self.fresh_id_needed = true;
+                false
+            }
+        }
+    }
+
+    /// Gives a batch its sequence on first send, or a new one after its
+    /// partition was reset. Returns whether sealed bytes need restamping.
     fn stamp(&mut self, topic: &Arc<str>, partition: i32, batch: &mut ClosedBatch) -> bool {
         let Some(sequences) = self.sequences.as_mut() else {
             return false;
         };
-        // After an epoch bump every unacknowledged batch is renumbered. One
-        // whose earlier attempt may be in the log (`in_doubt`) could then be
-        // written twice; keeping its old stamp instead fails on nisshi, which
-        // fences the old epoch at once (measured). Java fails such a batch
-        // instead; see the README's known limits.
-        if batch.stamp != ProducerState::NONE && sequences.is_current(batch.stamp) {
+        let tp = (topic.clone(), partition);
+        if batch.stamp != ProducerState::NONE && sequences.is_current(&tp, batch.stamp) {
             return false;
         }
-        batch.stamp = sequences.assign(&(topic.clone(), partition), batch.record_count);
+        batch.stamp = sequences.assign(&tp, batch.record_count);
         batch.sealed.is_some()
     }
 
@@ -340,6 +376,14 @@ impl Sender {
         tokio::spawn(async move {
             if let Err(error) = shared.cluster.connection(broker).await {
                 debug!(broker, %error, "connecting to broker failed");
+                // The broker may be gone for good. Its partitions get new
+                // leaders only once the controller notices, after the refresh
+                // that followed the broken connection: look again after every
+                // failed connect, as the Java client does.
+                let topics = shared.cluster.known_topics();
+                if let Err(error) = shared.cluster.refresh(&topics).await {
+                    debug!(%error, "metadata refresh after a failed connect failed");
+                }
                 tokio::time::sleep(shared.config.retry_backoff).await;
             }
             connecting.lock().expect("connecting lock").remove(&broker);
@@ -426,6 +470,7 @@ impl Sender {
                     &(outbound.topic.clone(), outbound.partition),
                     outbound.batch.stamp,
                     code,
+                    outbound.batch.sent_alone,
                 )
             });
         let error = ProduceError::Broker {
@@ -439,15 +484,23 @@ impl Sender {
         }
         match verdict {
             SequenceVerdict::AlreadyWritten => self.acknowledge(outbound, answer.base_offset, None),
-            SequenceVerdict::BumpEpoch => {
+            // After 47/90 an earlier attempt of a batch in doubt may be in the
+            // log: keep its stamp and let delivery.timeout.ms report it as
+            // unknown rather than renumber it.
+            SequenceVerdict::ResetPartition
+                if outbound.batch.in_doubt && matches!(code.0, 47 | 90) =>
+            {
+                self.retry_or_fail(outbound, error, true)
+            }
+            SequenceVerdict::ResetPartition => {
                 let mut outbound = outbound;
-                // 45/59: the broker has no such write from us, so renumbering
-                // is safe; after 47/90 an earlier attempt may still be in the log.
-                if matches!(code.0, 45 | 59) {
-                    outbound.batch.in_doubt = false;
+                // The leader has no attempt of this batch, nor of any after it.
+                outbound.batch.in_doubt = false;
+                warn!(topic = %outbound.topic, partition = outbound.partition, %code, "partition needs a new epoch (KIP-360)");
+                if let Some(sequences) = self.sequences.as_mut() {
+                    let tp = (outbound.topic.clone(), outbound.partition);
+                    sequences.request_reset(&tp, outbound.batch.stamp);
                 }
-                warn!(topic = %outbound.topic, partition = outbound.partition, %code, "bumping the producer epoch (KIP-360)");
-                self.bump_pending = true;
                 self.requeue(outbound, error, false);
             }
             SequenceVerdict::RetryInOrder => self.requeue(outbound, error, false),
@@ -464,7 +517,10 @@ impl Sender {
 
     /// Inside a transaction a sequence problem is not repaired by the sender:
     /// the transaction fails (abortable) and the manager bumps the epoch when
-    /// it is aborted. Fencing is fatal. Once the transaction has failed, later
+    /// it is aborted. PRODUCER_FENCED is fatal; INVALID_PRODUCER_EPOCH is
+    /// abortable (KIP-588): the coordinator bumped the epoch when it aborted a
+    /// transaction that outlived `transaction.timeout.ms`, and re-initialising
+    /// after the abort recovers. Once the transaction has failed, later
     /// batches are not retried either: the abort discards them anyway.
     fn settle_transactional_error(
         &mut self,
@@ -473,10 +529,18 @@ impl Sender {
         code: KafkaCode,
         verdict: SequenceVerdict,
     ) {
-        if matches!(code.0, 47 | 90) {
+        if code == KafkaCode(90) {
             warn!(%code, "transactional producer fenced");
             self.finish(outbound, Err(error.clone()));
             return self.fail_everything(ProduceError::Fatal(format!("fenced: {code}")));
+        }
+        if code == KafkaCode(47) {
+            warn!(%code, "the coordinator moved to a newer epoch (transaction timed out?): the transaction must be aborted (KIP-588)");
+            if let Some(txn) = &self.shared.txn {
+                txn.epoch_bumped_by_coordinator
+                    .store(true, std::sync::atomic::Ordering::Release);
+            }
+            return self.finish(outbound, Err(error));
         }
         let failed_already = self
             .shared
@@ -500,15 +564,10 @@ impl Sender {
     }
 
     fn acknowledge(&mut self, outbound: Outbound, base_offset: i64, log_append_time: Option<i64>) {
-        if let Some(sequences) = self
-            .sequences
-            .as_mut()
-            .filter(|s| s.is_current(outbound.batch.stamp))
-        {
-            let stamp = outbound.batch.stamp;
+        if let Some(sequences) = self.sequences.as_mut() {
             sequences.acknowledge(
                 &(outbound.topic.clone(), outbound.partition),
-                stamp.base_sequence,
+                outbound.batch.stamp,
                 outbound.batch.record_count,
             );
         }
@@ -539,6 +598,7 @@ impl Sender {
     fn requeue(&mut self, mut outbound: Outbound, error: ProduceError, backoff: bool) {
         Counters::add(&self.shared.counters.retries, 1);
         outbound.batch.attempts += 1;
+        outbound.batch.awaiting_answer = false;
         outbound.batch.in_doubt |= error.outcome_unknown();
         outbound.batch.last_error = Some(error.to_string());
         outbound.batch.retry_at =
@@ -562,15 +622,16 @@ impl Sender {
     }
 
     /// A stamped batch that failed for good leaves a hole in its partition's
-    /// sequence: every later batch would be OUT_OF_ORDER. Bump the epoch so
-    /// numbering restarts at 0 (the Java producer does the same).
+    /// sequence: every later batch would be OUT_OF_ORDER. That partition (only)
+    /// restarts at 0 under a new epoch, as the Java producer does (KIP-360).
     fn after_sequence_gap(&mut self, batch: &ClosedBatch) {
         // Transactional producers re-initialise when the transaction aborts.
-        if self.shared.txn.is_none()
-            && self.sequences.is_some()
-            && batch.stamp != ProducerState::NONE
-        {
-            self.bump_pending = true;
+        if self.shared.txn.is_some() || batch.stamp == ProducerState::NONE {
+            return;
+        }
+        if let Some(sequences) = self.sequences.as_mut() {
+            let tp = (batch.outcome.topic.clone(), batch.outcome.partition);
+            sequences.failed_for_good(&tp, batch.stamp, batch.record_count, batch.in_doubt);
         }
     }
 
@@ -612,16 +673,15 @@ impl Sender {
     }
 }
 
-/// InitProducerId of an idempotent (non-transactional) producer: a new id
-/// when `id` is −1, else the KIP-360 bump of `id`/`epoch`. The transactional
-/// id is null, not the empty string the message's default holds: Apache
-/// Kafka refuses an empty one with INVALID_REQUEST.
-fn idempotent_init_request(timeout_ms: i32, id: i64, epoch: i16) -> InitProducerIdRequest {
+/// InitProducerId of an idempotent (non-transactional) producer, for a new
+/// id. The transactional id is null, not the empty string the message's
+/// default holds: Apache Kafka refuses an empty one with INVALID_REQUEST.
+fn idempotent_init_request(timeout_ms: i32) -> InitProducerIdRequest {
     InitProducerIdRequest::default()
         .with_transactional_id(None)
         .with_transaction_timeout_ms(timeout_ms)
-        .with_producer_id(id.into())
-        .with_producer_epoch(epoch)
+        .with_producer_id((-1).into())
+        .with_producer_epoch(-1)
 }
 
 #[cfg(test)]
@@ -632,7 +692,7 @@ mod init_request_tests {
     /// answers with INVALID_REQUEST (nisshi accepted it).
     #[test]
     fn an_idempotent_producer_sends_a_null_transactional_id() {
-        let request = idempotent_init_request(60_000, -1, -1);
+        let request = idempotent_init_request(60_000);
         assert_eq!(request.transactional_id, None);
         assert_eq!(request.producer_id.0, -1);
         assert_eq!(request.producer_epoch, -1);

@@ -5,11 +5,18 @@
 //!   assign(tp, n) ──► batch carries (pid, epoch, base) ──► broker
 //!        ▲                                                  │
 //!        │        ack ◄──────────── success / DUPLICATE_SEQUENCE_NUMBER
-//!        │        retry in order ◄─ retriable, or OUT_OF_ORDER behind a failed batch
-//!        └── bump(pid, epoch) ◄──── UNKNOWN_PRODUCER_ID, OUT_OF_ORDER at the head (KIP-360)
+//!        │        retry in order ◄─ retriable, or OUT_OF_ORDER behind another batch
+//!        └── reset(tp) ◄─────────── OUT_OF_ORDER / UNKNOWN_PRODUCER_ID at the head,
+//!                                   or a hole left by a batch that failed for good
 //! ```
-//! Sequences are per partition and wrap from `i32::MAX` to 0. A retried batch
-//! keeps its base sequence; only an epoch bump renumbers (from 0).
+//! Sequences are per partition and wrap from `i32::MAX` to 0. A stamped batch
+//! keeps its stamp until the partition is reset. A reset concerns one
+//! partition only: it takes a higher epoch of the same producer id (bumped
+//! locally, as the Java client does for an idempotent producer, KIP-360; the
+//! broker accepts a higher epoch that starts at sequence 0) and renumbers from
+//! 0. Other partitions keep their epoch and numbering: partition leaders track
+//! a producer's epoch per partition. The higher epoch also fences any late
+//! copy of an old attempt still on its way to the leader.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,24 +30,52 @@ pub type TopicPartition = (Arc<str>, i32);
 /// What the sender should do with a batch the broker refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequenceVerdict {
-    /// Already in the log (DUPLICATE_SEQUENCE_NUMBER): treat as written. Nisshi
-    /// answers this with offset −1; Apache Kafka answers success instead.
+    /// Already in the log (DUPLICATE_SEQUENCE_NUMBER): treat as written.
     AlreadyWritten,
-    /// Resend with the same sequence, after the batches before it.
+    /// Resend with the same stamp, after the batches before it.
     RetryInOrder,
-    /// The broker lost this producer's state: bump the epoch, renumber from 0
-    /// and resend (KIP-360), instead of failing the producer.
-    BumpEpoch,
+    /// The partition's leader has none of this batch or any after it under
+    /// this epoch (it lost our state, or a hole precedes the batch): reset the
+    /// partition — new epoch, renumber from 0 — and resend (KIP-360).
+    ResetPartition,
     /// Not a sequence matter: the caller classifies the code.
     NotSequenceRelated,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// Why a partition's epoch cannot be bumped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetError {
+    /// The epoch reached `i16::MAX`: a new producer id is needed first.
+    EpochExhausted,
+}
+
+#[derive(Debug, Clone, Copy)]
 struct PartitionSequence {
+    /// Producer id and epoch this partition's numbering runs under.
+    producer: (i64, i16),
     /// Base sequence for the next new batch.
     next: i32,
     /// Sequence the broker expects next, i.e. last acknowledged + 1.
     acked_next: i32,
+    /// A batch that may have been written failed for good; this is the
+    /// sequence after it. The next batch's answer tells whether it was
+    /// written (acknowledged) or not (OUT_OF_ORDER at the head).
+    unresolved: Option<i32>,
+    /// Nothing from this sequence on is in the log under this epoch, and
+    /// the partition waits for a reset.
+    unwritten_from: Option<i32>,
+}
+
+impl PartitionSequence {
+    fn new(producer: (i64, i16)) -> Self {
+        Self {
+            producer,
+            next: 0,
+            acked_next: 0,
+            unresolved: None,
+            unwritten_from: None,
+        }
+    }
 }
 
 /// Sequence state of one idempotent producer.
@@ -48,6 +83,7 @@ struct PartitionSequence {
 pub struct Sequences {
     /// Transactional producers are fenced for good; idempotent ones re-init.
     transactional: bool,
+    /// The newest producer id and epoch; new partitions start under it.
     producer_id: i64,
     producer_epoch: i16,
     partitions: HashMap<TopicPartition, PartitionSequence>,
@@ -81,72 +117,177 @@ impl Sequences {
         }
     }
 
-    /// Current producer id and epoch.
+    /// The newest producer id and epoch.
     pub fn producer(&self) -> (i64, i16) {
         (self.producer_id, self.producer_epoch)
     }
 
+    fn partition(&mut self, tp: &TopicPartition) -> &mut PartitionSequence {
+        let producer = self.producer();
+        self.partitions
+            .entry(tp.clone())
+            .or_insert_with(|| PartitionSequence::new(producer))
+    }
+
     /// Stamps a new batch of `count` records for `tp`.
     pub fn assign(&mut self, tp: &TopicPartition, count: i32) -> ProducerState {
-        let partition = self.partitions.entry(tp.clone()).or_default();
+        let partition = self.partition(tp);
         let base_sequence = partition.next;
         partition.next = increment_sequence(base_sequence, count);
         ProducerState {
-            producer_id: self.producer_id,
-            producer_epoch: self.producer_epoch,
+            producer_id: partition.producer.0,
+            producer_epoch: partition.producer.1,
             base_sequence,
         }
     }
 
-    /// Records an acknowledgement of the batch starting at `base` with `count` records.
-    pub fn acknowledge(&mut self, tp: &TopicPartition, base: i32, count: i32) {
-        let partition = self.partitions.entry(tp.clone()).or_default();
+    /// Records an acknowledgement of the batch `stamp` with `count` records.
+    /// A stamp from before the partition's last reset is ignored.
+    pub fn acknowledge(&mut self, tp: &TopicPartition, stamp: ProducerState, count: i32) {
+        if !self.is_current(tp, stamp) {
+            return;
+        }
+        let partition = self.partition(tp);
+        let base = stamp.base_sequence;
         let end = increment_sequence(base, count);
-        // Acks arrive in order per partition; never move backwards.
+        // Acks arrive in order per partition; never move backwards. A later
+        // batch acknowledged proves the ones before it written.
         if base == partition.acked_next || is_after(end, partition.acked_next) {
             partition.acked_next = end;
+        }
+        if partition
+            .unresolved
+            .is_some_and(|u| base == u || is_after(base, u))
+        {
+            partition.unresolved = None;
         }
     }
 
     /// Interprets a produce error for the batch that carried `stamp`.
+    /// `sent_alone`: no other batch of the partition was in flight when this
+    /// one was sent, so the broker saw it right after everything acknowledged.
     pub fn verdict(
         &self,
         tp: &TopicPartition,
         stamp: ProducerState,
         code: KafkaCode,
+        sent_alone: bool,
     ) -> SequenceVerdict {
-        let expected = self.partitions.get(tp).map_or(0, |p| p.acked_next);
+        let Some(partition) = self.partitions.get(tp) else {
+            return match code {
+                KafkaCode(46) => SequenceVerdict::AlreadyWritten,
+                _ => SequenceVerdict::NotSequenceRelated,
+            };
+        };
+        let stale = (stamp.producer_id, stamp.producer_epoch) != partition.producer;
+        // The head: the batch the broker must take next, if nothing else of
+        // ours is on the way. Requests from separate tasks can reach the wire
+        // out of order, so an OUT_OF_ORDER for a batch sent behind another one
+        // says nothing about the broker's state.
+        let base = stamp.base_sequence;
+        let head =
+            sent_alone && (base == partition.acked_next || partition.unresolved == Some(base));
         match code {
             KafkaCode(46) => SequenceVerdict::AlreadyWritten,
-            KafkaCode(59) => SequenceVerdict::BumpEpoch,
-            // Stamped under an epoch that was bumped since: renumber it.
-            KafkaCode(45 | 47) if stamp.producer_epoch != self.producer_epoch => {
-                SequenceVerdict::RetryInOrder
-            }
-            // OUT_OF_ORDER for the batch the broker should accept next means the
-            // broker lost our state; behind an earlier failed batch it is expected.
-            KafkaCode(45) if stamp.base_sequence == expected => SequenceVerdict::BumpEpoch,
-            KafkaCode(45) => SequenceVerdict::RetryInOrder,
-            // A non-transactional producer has no rival with its id on Apache
-            // Kafka; nisshi 0.7.0 handed every idempotent producer the same
-            // id, so producers fenced each other: take a new epoch and carry
-            // on (kept until the in-doubt review of the cluster-faults issue).
-            // A transactional producer is fenced for good.
-            KafkaCode(47 | 90) if !self.transactional => SequenceVerdict::BumpEpoch,
+            // Stamped under an epoch the partition left since: renumber it.
+            KafkaCode(45 | 47 | 59) if stale => SequenceVerdict::RetryInOrder,
+            KafkaCode(45 | 59) if head => SequenceVerdict::ResetPartition,
+            KafkaCode(45 | 59) => SequenceVerdict::RetryInOrder,
+            // The leader holds a higher epoch of our id for this partition: no
+            // attempt under ours can be written there any more. A
+            // transactional producer is fenced for good instead.
+            KafkaCode(47 | 90) if !self.transactional => SequenceVerdict::ResetPartition,
             _ => SequenceVerdict::NotSequenceRelated,
         }
     }
 
-    /// KIP-360: new epoch (or new id), every partition renumbered from 0.
-    pub fn bump(&mut self, producer_id: i64, producer_epoch: i16) {
-        self.producer_id = producer_id;
-        self.producer_epoch = producer_epoch;
-        self.partitions.clear();
+    /// The broker holds nothing of `tp` from `stamp` on under its epoch:
+    /// the partition waits for [`Sequences::reset`].
+    pub fn request_reset(&mut self, tp: &TopicPartition, stamp: ProducerState) {
+        if !self.is_current(tp, stamp) {
+            return;
+        }
+        let partition = self.partition(tp);
+        let from = stamp.base_sequence;
+        partition.unwritten_from = Some(match partition.unwritten_from {
+            Some(earlier) if is_after(from, earlier) => earlier,
+            _ => from,
+        });
     }
 
-    /// True when `stamp` carries the current producer id and epoch.
-    pub fn is_current(&self, stamp: ProducerState) -> bool {
-        stamp.producer_id == self.producer_id && stamp.producer_epoch == self.producer_epoch
+    /// A stamped batch failed for good. If no attempt can have been written,
+    /// it leaves a hole: the partition must reset. If one may have been, the
+    /// next batch's answer decides (Java's "unresolved sequence").
+    pub fn failed_for_good(
+        &mut self,
+        tp: &TopicPartition,
+        stamp: ProducerState,
+        count: i32,
+        maybe_written: bool,
+    ) {
+        if !self.is_current(tp, stamp) {
+            return;
+        }
+        if !maybe_written {
+            return self.request_reset(tp, stamp);
+        }
+        let partition = self.partition(tp);
+        let end = increment_sequence(stamp.base_sequence, count);
+        if partition.unresolved.is_none_or(|u| is_after(end, u)) {
+            partition.unresolved = Some(end);
+        }
+    }
+
+    /// True when `tp` waits for a reset.
+    pub fn reset_requested(&self, tp: &TopicPartition) -> bool {
+        self.partitions
+            .get(tp)
+            .is_some_and(|p| p.unwritten_from.is_some())
+    }
+
+    /// True when a batch stamped `stamp` cannot be in the log of `tp`, so
+    /// renumbering it cannot write it twice.
+    pub fn provably_unwritten(&self, tp: &TopicPartition, stamp: ProducerState) -> bool {
+        let Some(partition) = self.partitions.get(tp) else {
+            return false;
+        };
+        let base = stamp.base_sequence;
+        self.is_current(tp, stamp)
+            && partition
+                .unwritten_from
+                .is_some_and(|from| base == from || is_after(base, from))
+    }
+
+    /// KIP-360 for one partition: a higher epoch of the same id, numbering
+    /// from 0. Every batch of `tp` stamped before is renumbered when sent.
+    pub fn reset(&mut self, tp: &TopicPartition) -> Result<(i64, i16), ResetError> {
+        let current = self.producer();
+        let partition_producer = self.partition(tp).producer;
+        if partition_producer == current {
+            if current.1 == i16::MAX {
+                return Err(ResetError::EpochExhausted);
+            }
+            self.producer_epoch += 1;
+        }
+        let producer = self.producer();
+        *self.partition(tp) = PartitionSequence::new(producer);
+        Ok(producer)
+    }
+
+    /// A new producer id (the epoch was exhausted): partitions move to it
+    /// when they reset.
+    pub fn adopt(&mut self, producer_id: i64, producer_epoch: i16) {
+        self.producer_id = producer_id;
+        self.producer_epoch = producer_epoch;
+    }
+
+    /// True when `stamp` carries `tp`'s current producer id and epoch.
+    pub fn is_current(&self, tp: &TopicPartition, stamp: ProducerState) -> bool {
+        let producer = (stamp.producer_id, stamp.producer_epoch);
+        match self.partitions.get(tp) {
+            Some(partition) => partition.producer == producer,
+            None => producer == self.producer(),
+        }
     }
 }
 

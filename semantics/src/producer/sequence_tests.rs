@@ -43,14 +43,14 @@ fn verdicts_table() {
             1,
             10,
             59,
-            SequenceVerdict::BumpEpoch,
+            SequenceVerdict::ResetPartition,
         ),
         (
             "out of order at the head bumps",
             1,
             10,
             45,
-            SequenceVerdict::BumpEpoch,
+            SequenceVerdict::ResetPartition,
         ),
         (
             "out of order behind a failed batch retries",
@@ -64,7 +64,7 @@ fn verdicts_table() {
             0,
             0,
             45,
-            SequenceVerdict::BumpEpoch,
+            SequenceVerdict::ResetPartition,
         ),
         (
             "not leader is not a sequence matter",
@@ -78,14 +78,14 @@ fn verdicts_table() {
             1,
             10,
             47,
-            SequenceVerdict::BumpEpoch,
+            SequenceVerdict::ResetPartition,
         ),
         (
             "idempotent producer fenced by a rival with its id re-inits",
             1,
             10,
             90,
-            SequenceVerdict::BumpEpoch,
+            SequenceVerdict::ResetPartition,
         ),
     ];
     for &(name, acked_batches, base, code, expected) in cases {
@@ -94,10 +94,10 @@ fn verdicts_table() {
             s.assign(&tp(0), 10);
         }
         for i in 0..acked_batches {
-            s.acknowledge(&tp(0), i * 10, 10);
+            s.acknowledge(&tp(0), stamp(i * 10), 10);
         }
         assert_eq!(
-            s.verdict(&tp(0), stamp(base), KafkaCode(code)),
+            s.verdict(&tp(0), stamp(base), KafkaCode(code), true),
             expected,
             "{name}"
         );
@@ -110,23 +110,104 @@ fn a_transactional_producer_fenced_is_not_a_sequence_matter() {
     let stamp = s.assign(&tp(0), 10);
     for code in [47, 90] {
         assert_eq!(
-            s.verdict(&tp(0), stamp, KafkaCode(code)),
+            s.verdict(&tp(0), stamp, KafkaCode(code), true),
             SequenceVerdict::NotSequenceRelated
         );
     }
 }
 
 #[test]
-fn a_batch_from_before_a_bump_is_renumbered() {
+fn a_batch_from_before_a_reset_is_renumbered() {
     let mut s = Sequences::new(7, 0);
     let old = s.assign(&tp(0), 10);
-    s.bump(7, 1);
-    assert!(!s.is_current(old));
+    s.request_reset(&tp(0), old);
+    assert_eq!(s.reset(&tp(0)), Ok((7, 1)));
+    assert!(!s.is_current(&tp(0), old));
     assert_eq!(
-        s.verdict(&tp(0), old, KafkaCode(47)),
+        s.verdict(&tp(0), old, KafkaCode(47), true),
         SequenceVerdict::RetryInOrder
     );
-    assert_eq!(s.assign(&tp(0), 10).base_sequence, 0);
+    let new = s.assign(&tp(0), 10);
+    assert_eq!((new.producer_epoch, new.base_sequence), (1, 0));
+}
+
+/// Issue 14 item 13: a reset concerns its partition only (KIP-360, as the
+/// Java client does); the others keep their epoch and numbering.
+#[test]
+fn a_reset_leaves_other_partitions_alone() {
+    let mut s = Sequences::new(7, 0);
+    let zero = s.assign(&tp(0), 10);
+    s.assign(&tp(1), 10);
+    s.failed_for_good(&tp(0), zero, 10, false);
+    assert!(s.reset_requested(&tp(0)));
+    assert!(!s.reset_requested(&tp(1)));
+    assert_eq!(s.reset(&tp(0)), Ok((7, 1)));
+    let one = s.assign(&tp(1), 5);
+    assert_eq!((one.producer_epoch, one.base_sequence), (0, 10));
+    let zero = s.assign(&tp(0), 5);
+    assert_eq!((zero.producer_epoch, zero.base_sequence), (1, 0));
+    // Partition 1 is behind the newest epoch: its reset takes it as is.
+    s.request_reset(&tp(1), one);
+    assert_eq!(s.reset(&tp(1)), Ok((7, 1)));
+    // A partition already on the newest epoch takes a higher one.
+    s.request_reset(&tp(0), zero);
+    assert_eq!(s.reset(&tp(0)), Ok((7, 2)));
+}
+
+/// Requests from separate tasks can reach the wire out of order: an
+/// OUT_OF_ORDER for a batch sent behind another one is not lost state.
+#[test]
+fn out_of_order_for_a_batch_sent_behind_another_is_retried() {
+    let mut s = Sequences::new(7, 0);
+    let first = s.assign(&tp(0), 10);
+    let second = s.assign(&tp(0), 10);
+    // The first is acknowledged before the second's refusal is read.
+    s.acknowledge(&tp(0), first, 10);
+    assert_eq!(
+        s.verdict(&tp(0), second, KafkaCode(45), false),
+        SequenceVerdict::RetryInOrder
+    );
+    assert_eq!(
+        s.verdict(&tp(0), second, KafkaCode(45), true),
+        SequenceVerdict::ResetPartition
+    );
+}
+
+/// A batch that may be in the log failed for good: the next batch's answer
+/// decides. Acknowledged: it was written and nothing resets. OUT_OF_ORDER at
+/// its place: it was not, and the partition resets.
+#[test]
+fn a_failed_batch_in_doubt_is_resolved_by_the_next_answer() {
+    let mut s = Sequences::new(7, 0);
+    let lost = s.assign(&tp(0), 10);
+    let next = s.assign(&tp(0), 10);
+    s.failed_for_good(&tp(0), lost, 10, true);
+    assert!(!s.reset_requested(&tp(0)));
+    assert_eq!(
+        s.verdict(&tp(0), next, KafkaCode(45), true),
+        SequenceVerdict::ResetPartition
+    );
+    s.acknowledge(&tp(0), next, 10);
+    assert_eq!(s.assign(&tp(0), 1).base_sequence, 20);
+
+    let mut s = Sequences::new(7, 0);
+    let lost = s.assign(&tp(0), 10);
+    let next = s.assign(&tp(0), 10);
+    s.failed_for_good(&tp(0), lost, 10, true);
+    s.request_reset(&tp(0), next);
+    assert!(s.provably_unwritten(&tp(0), next));
+    assert!(!s.provably_unwritten(&tp(0), lost));
+}
+
+#[test]
+fn an_exhausted_epoch_needs_a_new_id() {
+    let mut s = Sequences::new(7, i16::MAX);
+    let stamp = s.assign(&tp(0), 1);
+    s.request_reset(&tp(0), stamp);
+    assert_eq!(s.reset(&tp(0)), Err(ResetError::EpochExhausted));
+    s.adopt(8, 0);
+    assert_eq!(s.reset(&tp(0)), Ok((8, 0)));
+    assert!(!s.reset_requested(&tp(0)));
 }
 
 proptest! {
@@ -135,17 +216,17 @@ proptest! {
     #[test]
     fn acks_in_order_track_the_model(counts in proptest::collection::vec(1i32..1000, 1..50), start in 0i32..i32::MAX) {
         let mut s = Sequences::new(1, 0);
-        s.partitions.insert(tp(0), PartitionSequence { next: start, acked_next: start });
+        s.partitions.insert(tp(0), PartitionSequence { next: start, acked_next: start, ..PartitionSequence::new((1, 0)) });
         let mut model = i64::from(start);
         for count in counts {
             let stamp = s.assign(&tp(0), count);
             prop_assert_eq!(i64::from(stamp.base_sequence), model);
-            s.acknowledge(&tp(0), stamp.base_sequence, count);
+            s.acknowledge(&tp(0), stamp, count);
             model = (model + i64::from(count)) % (i64::from(i32::MAX) + 1);
             prop_assert_eq!(i64::from(s.partitions[&tp(0)].acked_next), model);
             // The next batch is the head: OUT_OF_ORDER for it means lost state.
             let head = ProducerState { producer_id: 1, producer_epoch: 0, base_sequence: model as i32 };
-            prop_assert_eq!(s.verdict(&tp(0), head, KafkaCode(45)), SequenceVerdict::BumpEpoch);
+            prop_assert_eq!(s.verdict(&tp(0), head, KafkaCode(45), true), SequenceVerdict::ResetPartition);
         }
     }
 }

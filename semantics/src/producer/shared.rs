@@ -45,6 +45,9 @@ pub(crate) struct Shared {
 pub(crate) struct TxnShared {
     pub failure: Mutex<Option<String>>,
     pub in_doubt: AtomicBool,
+    /// A Produce of the open transaction was answered INVALID_PRODUCER_EPOCH:
+    /// the coordinator aborted the transaction and bumped the epoch (KIP-588).
+    pub epoch_bumped_by_coordinator: AtomicBool,
     pub assigned_producer: Mutex<Option<(i64, i16)>>,
 }
 

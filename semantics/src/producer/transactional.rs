@@ -45,6 +45,8 @@ impl Producer {
         if let Some(txn) = &self.shared.txn {
             *txn.failure.lock().expect("txn lock") = None;
             txn.in_doubt.store(false, Ordering::Release);
+            txn.epoch_bumped_by_coordinator
+                .store(false, Ordering::Release);
             *txn.assigned_producer.lock().expect("txn lock") = Some(identity);
         }
         self.shared.wake.notify_one();
@@ -78,7 +80,11 @@ impl Producer {
     /// failed, nothing is committed and the error is abortable.
     pub async fn commit_transaction(&self) -> Result<(), TransactionError> {
         let manager = self.manager()?;
-        manager.apply(TxnEvent::CommitStarted)?;
+        {
+            // Sends past the transaction check append first (see `txn_gate`).
+            let _ended = self.txn_gate.write().await;
+            manager.apply(TxnEvent::CommitStarted)?;
+        }
         self.flush().await;
         if let Some(error) = self.shared.fatal_error() {
             manager.apply(TxnEvent::FatalError).ok();
@@ -99,11 +105,24 @@ impl Producer {
     /// read_committed consumers. Waits for records in flight first.
     pub async fn abort_transaction(&self) -> Result<(), TransactionError> {
         let manager = self.manager()?;
-        manager.apply(TxnEvent::AbortStarted)?;
+        {
+            let _ended = self.txn_gate.write().await;
+            manager.apply(TxnEvent::AbortStarted)?;
+        }
         self.flush().await;
         if let Some(error) = self.shared.fatal_error() {
             manager.apply(TxnEvent::FatalError).ok();
             return Err(TransactionError::Fatal(error.to_string()));
+        }
+        let bumped = self
+            .shared
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.epoch_bumped_by_coordinator.load(Ordering::Acquire));
+        if bumped {
+            let identity = manager.recover_from_coordinator_abort().await?;
+            self.hand_to_sender(identity);
+            return Ok(());
         }
         manager.end(false).await?;
         // A failed record leaves a gap in its partition's sequence numbers

@@ -212,9 +212,36 @@ impl TransactionManager {
 
     /// InitProducerId: a new epoch for the transactional id. Returns the identity.
     pub async fn init(&self) -> Result<ProducerIdentity, TransactionError> {
+        self.init_expecting(None).await
+    }
+
+    /// The coordinator aborted the open transaction itself (it outlived
+    /// `transaction.timeout.ms`) and bumped the epoch; a Produce answered
+    /// INVALID_PRODUCER_EPOCH. EndTxn on the old epoch would be refused as
+    /// fenced, so the abort ends here and the producer re-initialises
+    /// presenting its id and old epoch: the coordinator accepts the epoch it
+    /// bumped from, and refuses (PRODUCER_FENCED, fatal) when another producer
+    /// with the id took over meanwhile (KIP-588).
+    pub async fn recover_from_coordinator_abort(
+        &self,
+    ) -> Result<ProducerIdentity, TransactionError> {
+        let previous = {
+            let mut inner = self.inner.lock().expect("txn lock");
+            inner.partitions.clear();
+            inner.started = false;
+            inner.producer
+        };
+        self.apply(TxnEvent::EndDone)?;
+        self.init_expecting(Some(previous)).await
+    }
+
+    async fn init_expecting(
+        &self,
+        previous: Option<ProducerIdentity>,
+    ) -> Result<ProducerIdentity, TransactionError> {
         let _op = self.ops.lock().await;
         self.apply(TxnEvent::InitStarted)?;
-        let request = requests::init_producer_id(&self.transactional_id, self.timeout_ms);
+        let request = requests::init_producer_id(&self.transactional_id, self.timeout_ms, previous);
         let result = self
             .call(&self.coordinator, &request, |r| KafkaCode(r.error_code))
             .await;
@@ -374,16 +401,26 @@ impl TransactionManager {
         }
         let request = requests::end_txn(&self.transactional_id, producer, commit);
         match self
-            .call(&self.coordinator, &request, |r| KafkaCode(r.error_code))
+            .call_noting_doubt(&self.coordinator, &request, |r| KafkaCode(r.error_code))
             .await
         {
-            Ok(_) => {
+            Ok((_, attempt_in_doubt)) => {
                 {
                     let mut inner = self.inner.lock().expect("txn lock");
                     inner.partitions.clear();
                     inner.started = false;
                 }
-                self.apply(TxnEvent::EndDone)?;
+                // An unanswered attempt may still reach the coordinator after
+                // the next transaction began on this epoch and end it there
+                // (a torn transaction): re-initialise before the next one.
+                // Transactions v2 (KIP-890) would bump the epoch on every
+                // EndTxn instead.
+                let event = if attempt_in_doubt {
+                    TxnEvent::OutcomeUnknown
+                } else {
+                    TxnEvent::EndDone
+                };
+                self.apply(event)?;
                 Ok(())
             }
             Err(error) => Err(self.fail_with(error, TxnEvent::OutcomeUnknown)),
@@ -424,6 +461,23 @@ impl TransactionManager {
         R: Request,
         F: Fn(&R::Response) -> KafkaCode,
     {
+        self.call_noting_doubt(coordinator, request, error_of)
+            .await
+            .map(|(response, _)| response)
+    }
+
+    /// [`Self::call`], also telling whether an attempt before the answered
+    /// one went unanswered (it may still be applied later).
+    async fn call_noting_doubt<R, F>(
+        &self,
+        coordinator: &Coordinator,
+        request: &R,
+        error_of: F,
+    ) -> Result<(R::Response, bool), TransactionError>
+    where
+        R: Request,
+        F: Fn(&R::Response) -> KafkaCode,
+    {
         let deadline = Instant::now() + self.call_deadline;
         let mut attempt = 0u32;
         let mut in_doubt: Option<ConnError> = None;
@@ -438,7 +492,7 @@ impl TransactionManager {
                 Ok(response) => {
                     let code = error_of(&response);
                     if code.is_ok() {
-                        return Ok(response);
+                        return Ok((response, in_doubt.is_some()));
                     }
                     Attempt::Code(code)
                 }

@@ -30,12 +30,19 @@ fn topic_name(topic: &str) -> TopicName {
 
 /// InitProducerId for a transactional id. The coordinator bumps the epoch
 /// (fencing older producers with the id) and aborts any open transaction.
-pub fn init_producer_id(transactional_id: &str, timeout_ms: i32) -> InitProducerIdRequest {
+/// `current`: the id and epoch held, presented to recover after the
+/// coordinator bumped the epoch itself (KIP-588); `None` for a new instance.
+pub fn init_producer_id(
+    transactional_id: &str,
+    timeout_ms: i32,
+    current: Option<ProducerIdentity>,
+) -> InitProducerIdRequest {
+    let (id, epoch) = current.unwrap_or((-1, -1));
     InitProducerIdRequest::default()
         .with_transactional_id(Some(txn_id(transactional_id)))
         .with_transaction_timeout_ms(timeout_ms)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1)
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch)
 }
 
 /// AddPartitionsToTxn (v0–3, one transaction).

@@ -17,7 +17,8 @@
 //!
 //! `NeedsReinit` is the guard against the "torn transaction" (Jepsen's
 //! analysis of Bufstream, 2024): when EndTxn (or a produce inside the
-//! transaction) times out, it may still be applied later. Starting the next
+//! transaction) times out, it may still be applied later — also when a retry
+//! of that EndTxn was answered. Starting the next
 //! transaction on the same epoch would let that late commit or abort land on
 //! it; a new InitProducerId bumps the epoch first, so the coordinator rejects
 //! anything still in flight from the old one.
@@ -41,7 +42,8 @@ pub enum TxnState {
     Aborting,
     /// Something in the transaction failed; only `abort_transaction` is allowed.
     AbortableError,
-    /// The last transaction's outcome is unknown: re-initialise before the next.
+    /// The last transaction's outcome is unknown, or an attempt of its EndTxn
+    /// went unanswered: re-initialise before the next.
     NeedsReinit,
     /// Fenced, unauthorised or otherwise unusable: create a new producer.
     FatalError,
@@ -62,7 +64,8 @@ pub enum TxnEvent {
     AbortStarted,
     /// EndTxn answered.
     EndDone,
-    /// EndTxn (or a produce) timed out: the outcome is unknown.
+    /// EndTxn (or a produce) timed out: the outcome is unknown; or EndTxn
+    /// was answered but an earlier attempt of it went unanswered.
     OutcomeUnknown,
     /// A record or an offset commit of the transaction failed.
     AbortableError,
