@@ -16,6 +16,7 @@
 //! | `max.in.flight.requests.per.connection` | 5 | |
 //! | `retries` | 2147483647 | bounded by `delivery.timeout.ms` |
 //! | `retry.backoff.ms` / `retry.backoff.max.ms` | 100 / 1000 | exponential with jitter |
+//! | `reconnect.backoff.ms` / `reconnect.backoff.max.ms` | 50 / 1000 | wait before reconnecting to a broker whose last attempt failed, doubling with ±20 % jitter |
 //! | `request.timeout.ms` | 30000 | |
 //! | `delivery.timeout.ms` | 120000 | ≥ `linger.ms` + `request.timeout.ms`; unset, it grows to that |
 //! | `max.request.size` (`message.max.bytes`) | 1048576 | |
@@ -110,6 +111,10 @@ pub struct ProducerConfig {
     pub retries: u32,
     /// `retry.backoff.ms`.
     pub retry_backoff: Duration,
+    /// `reconnect.backoff.ms`.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms`.
+    pub reconnect_backoff_max: Duration,
     /// `retry.backoff.max.ms`.
     pub retry_backoff_max: Duration,
     /// `request.timeout.ms`.
@@ -149,6 +154,8 @@ impl Default for ProducerConfig {
             max_in_flight: 5,
             retries: i32::MAX as u32,
             retry_backoff: Duration::from_millis(100),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(1_000),
             retry_backoff_max: Duration::from_millis(1_000),
             request_timeout: Duration::from_millis(30_000),
             delivery_timeout: Duration::from_millis(120_000),
@@ -260,6 +267,8 @@ impl ProducerConfig {
                 self.retries = number(key, value, "a non-negative integer")?
             }
             "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
+            "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
+            "reconnect.backoff.max.ms" => self.reconnect_backoff_max = millis(key, value)?,
             "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value)?,
             "request.timeout.ms" => self.request_timeout = millis(key, value)?,
             "metadata.max.age.ms" | "topic.metadata.refresh.interval.ms" => {
@@ -389,6 +398,14 @@ impl ProducerConfig {
             ),
             ("retries".to_owned(), self.retries.to_string()),
             ("retry.backoff.ms".to_owned(), ms(self.retry_backoff)),
+            (
+                "reconnect.backoff.ms".to_owned(),
+                ms(self.reconnect_backoff),
+            ),
+            (
+                "reconnect.backoff.max.ms".to_owned(),
+                ms(self.reconnect_backoff_max),
+            ),
             (
                 "retry.backoff.max.ms".to_owned(),
                 ms(self.retry_backoff_max),

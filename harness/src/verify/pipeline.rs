@@ -80,11 +80,20 @@ where
     while run.produced.load(Ordering::Relaxed) < third && !producer.is_finished() {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    tracing::info!(produced = run.produced.load(Ordering::Relaxed), "pipeline: fault strikes");
+    tracing::info!(
+        produced = run.produced.load(Ordering::Relaxed),
+        "pipeline: fault strikes"
+    );
     let faults = fault(stage, &run).await?;
-    tracing::info!(handled = run.handled.load(Ordering::Relaxed), "pipeline: fault over");
+    tracing::info!(
+        handled = run.handled.load(Ordering::Relaxed),
+        "pipeline: fault over"
+    );
     let sent: Vec<Sent> = producer.await?;
-    tracing::info!(handled = run.handled.load(Ordering::Relaxed), "pipeline: input written");
+    tracing::info!(
+        handled = run.handled.load(Ordering::Relaxed),
+        "pipeline: input written"
+    );
     // The members stop once they have been idle for a while; a last one
     // finishes whatever they left.
     settle(&run.handled, Duration::from_secs(5)).await;

@@ -65,6 +65,18 @@ pub enum ConnError {
     /// TLS setup or handshake failed.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The broker's last connection attempt failed and its reconnect
+    /// backoff (`reconnect.backoff.ms`, doubling up to
+    /// `reconnect.backoff.max.ms`) has not passed: not tried, retry later.
+    #[error(
+        "broker {broker} is backing off after a failed connection; next attempt in {retry_in:?}"
+    )]
+    Backoff {
+        /// The broker id.
+        broker: i32,
+        /// Time left.
+        retry_in: Duration,
+    },
     /// Bad connection configuration.
     #[error("invalid configuration `{key}`: {reason}")]
     Config {

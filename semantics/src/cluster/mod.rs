@@ -2,10 +2,12 @@
 //! connection per broker, refreshed from Metadata when it goes stale.
 
 mod coordinator;
+mod reconnect;
 
 pub use coordinator::{
     coordinator_in, find_coordinator_request, Coordinator, CoordinatorError, CoordinatorKind,
 };
+pub use reconnect::ReconnectBackoff;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,7 @@ struct State {
     topics: FastMap<String, Result<Arc<TopicMetadata>, KafkaCode>>,
     connections: HashMap<i32, Connection>,
     refreshed: Option<Instant>,
+    reconnects: reconnect::Reconnects,
 }
 
 /// Shared cluster view.
@@ -49,8 +52,10 @@ pub struct Cluster {
     tls: Option<TlsConfig>,
     allow_auto_create: bool,
     state: Mutex<State>,
-    /// Serialises connection attempts so a burst of callers opens one connection.
-    connecting: tokio::sync::Mutex<()>,
+    /// Serialises connection attempts per broker, so a burst of callers
+    /// opens one connection and a silent broker holds up only its own callers.
+    connecting: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
+    reconnect_backoff: ReconnectBackoff,
 }
 
 impl Cluster {
@@ -67,8 +72,15 @@ impl Cluster {
             tls,
             allow_auto_create,
             state: Mutex::new(State::default()),
-            connecting: tokio::sync::Mutex::new(()),
+            connecting: Mutex::new(HashMap::new()),
+            reconnect_backoff: ReconnectBackoff::default(),
         }
+    }
+
+    /// The same view with `reconnect.backoff.ms` / `reconnect.backoff.max.ms`.
+    pub fn with_reconnect_backoff(mut self, backoff: ReconnectBackoff) -> Self {
+        self.reconnect_backoff = backoff;
+        self
     }
 
     /// A client's view from its settings, and the connection settings it
@@ -80,6 +92,7 @@ impl Cluster {
         sasl: Option<kafka_wire::conn::SaslConfig>,
         tls: Option<TlsConfig>,
         allow_auto_create: bool,
+        reconnect: ReconnectBackoff,
     ) -> (Arc<Self>, ConnectionConfig) {
         let connection = ConnectionConfig {
             client_id: Some(client_id.to_owned()),
@@ -87,7 +100,8 @@ impl Cluster {
             sasl,
             ..ConnectionConfig::default()
         };
-        let cluster = Self::new(bootstrap, connection.clone(), tls, allow_auto_create);
+        let cluster = Self::new(bootstrap, connection.clone(), tls, allow_auto_create)
+            .with_reconnect_backoff(reconnect);
         (Arc::new(cluster), connection)
     }
 
@@ -247,9 +261,29 @@ impl Cluster {
         if let Some(connection) = self.healthy(id) {
             return Ok(connection);
         }
-        let _guard = self.connecting.lock().await;
+        let lock = self
+            .connecting
+            .lock()
+            .expect("cluster lock")
+            .entry(id)
+            .or_default()
+            .clone();
+        let _guard = lock.lock().await;
         if let Some(connection) = self.healthy(id) {
             return Ok(connection);
+        }
+        let now = Instant::now();
+        if let Some(at) = self
+            .state
+            .lock()
+            .expect("cluster lock")
+            .reconnects
+            .blocked_until(id, now)
+        {
+            return Err(ConnError::Backoff {
+                broker: id,
+                retry_in: at - now,
+            });
         }
         let address = self
             .state
@@ -262,14 +296,22 @@ impl Cluster {
                 key: "bootstrap.servers",
                 reason: format!("broker {id} is not in the cluster metadata"),
             })?;
-        let connection =
-            connect(&address, self.tls.as_ref(), self.connection_config.clone()).await?;
-        self.state
-            .lock()
-            .expect("cluster lock")
-            .connections
-            .insert(id, connection.clone());
-        Ok(connection)
+        let connected = connect(&address, self.tls.as_ref(), self.connection_config.clone()).await;
+        let mut state = self.state.lock().expect("cluster lock");
+        match connected {
+            Ok(connection) => {
+                state.reconnects.succeeded(id);
+                state.connections.insert(id, connection.clone());
+                Ok(connection)
+            }
+            Err(error) => {
+                let wait = state
+                    .reconnects
+                    .failed(id, self.reconnect_backoff, Instant::now());
+                debug!(broker = id, %error, ?wait, "connection failed; backing off");
+                Err(error)
+            }
+        }
     }
 
     /// The connection to broker `id` if one is open and healthy (no I/O).

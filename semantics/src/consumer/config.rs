@@ -21,6 +21,7 @@
 //! | `check.crcs` | `true` | CRC-32C of every fetched batch |
 //! | `request.timeout.ms` | 30000 | |
 //! | `retry.backoff.ms` | 100 | |
+//! | `reconnect.backoff.ms` / `reconnect.backoff.max.ms` | 50 / 1000 | wait before reconnecting to a broker whose last attempt failed, doubling with ±20 % jitter |
 //! | `allow.auto.create.topics` | `false` | |
 //! | `security.protocol`, `sasl.*`, `ssl.ca.location` | `PLAINTEXT` | as for the producer |
 
@@ -109,6 +110,10 @@ pub struct ConsumerConfig {
     pub request_timeout: Duration,
     /// `retry.backoff.ms`.
     pub retry_backoff: Duration,
+    /// `reconnect.backoff.ms`.
+    pub reconnect_backoff: Duration,
+    /// `reconnect.backoff.max.ms`.
+    pub reconnect_backoff_max: Duration,
     /// `allow.auto.create.topics`.
     pub allow_auto_create_topics: bool,
     /// SASL from `security.protocol` + `sasl.*`.
@@ -141,6 +146,8 @@ impl Default for ConsumerConfig {
             check_crcs: true,
             request_timeout: Duration::from_millis(30_000),
             retry_backoff: Duration::from_millis(100),
+            reconnect_backoff: Duration::from_millis(50),
+            reconnect_backoff_max: Duration::from_millis(1_000),
             allow_auto_create_topics: false,
             sasl: None,
             tls: None,
@@ -225,6 +232,8 @@ impl ConsumerConfig {
             "check.crcs" => self.check_crcs = boolean(key, value)?,
             "request.timeout.ms" => self.request_timeout = millis(key, value)?,
             "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
+            "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
+            "reconnect.backoff.max.ms" => self.reconnect_backoff_max = millis(key, value)?,
             "allow.auto.create.topics" => self.allow_auto_create_topics = boolean(key, value)?,
             "max.poll.records" => {
                 number::<u32>(key, value, "a positive integer")?;
@@ -337,6 +346,14 @@ impl ConsumerConfig {
             ("check.crcs".to_owned(), self.check_crcs.to_string()),
             ("request.timeout.ms".to_owned(), ms(self.request_timeout)),
             ("retry.backoff.ms".to_owned(), ms(self.retry_backoff)),
+            (
+                "reconnect.backoff.ms".to_owned(),
+                ms(self.reconnect_backoff),
+            ),
+            (
+                "reconnect.backoff.max.ms".to_owned(),
+                ms(self.reconnect_backoff_max),
+            ),
             (
                 "allow.auto.create.topics".to_owned(),
                 self.allow_auto_create_topics.to_string(),

@@ -173,6 +173,10 @@ impl Consumer {
             config.sasl.clone(),
             config.tls.clone(),
             config.allow_auto_create_topics,
+            crate::cluster::ReconnectBackoff {
+                base: config.reconnect_backoff,
+                max: config.reconnect_backoff_max,
+            },
         );
         let group = group::GroupShared::new(&config, cluster.clone(), connection).map(Arc::new);
         let span = tracing::info_span!("consumer", client_id = %config.client_id, group = config.group_id.as_deref().unwrap_or(""));

@@ -79,6 +79,10 @@ impl Producer {
             config.sasl.clone(),
             config.tls.clone(),
             config.allow_auto_create_topics,
+            crate::cluster::ReconnectBackoff {
+                base: config.reconnect_backoff,
+                max: config.reconnect_backoff_max,
+            },
         );
         let txn = txn::TransactionManager::new(&config, cluster.clone(), connection).map(Arc::new);
         let shared = Arc::new(Shared::new(config, cluster));

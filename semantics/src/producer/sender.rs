@@ -374,17 +374,25 @@ impl Sender {
         let shared = self.shared.clone();
         let connecting = self.connecting.clone();
         tokio::spawn(async move {
-            if let Err(error) = shared.cluster.connection(broker).await {
-                debug!(broker, %error, "connecting to broker failed");
-                // The broker may be gone for good. Its partitions get new
-                // leaders only once the controller notices, after the refresh
-                // that followed the broken connection: look again after every
-                // failed connect, as the Java client does.
-                let topics = shared.cluster.known_topics();
-                if let Err(error) = shared.cluster.refresh(&topics).await {
-                    debug!(%error, "metadata refresh after a failed connect failed");
+            match shared.cluster.connection(broker).await {
+                Ok(_) => {}
+                // Refused without I/O: the broker failed a moment ago and the
+                // refresh after that failure was made already.
+                Err(kafka_wire::ConnError::Backoff { retry_in, .. }) => {
+                    tokio::time::sleep(retry_in).await;
                 }
-                tokio::time::sleep(shared.config.retry_backoff).await;
+                Err(error) => {
+                    debug!(broker, %error, "connecting to broker failed");
+                    // The broker may be gone for good. Its partitions get new
+                    // leaders only once the controller notices, after the refresh
+                    // that followed the broken connection: look again after every
+                    // failed connect, as the Java client does.
+                    let topics = shared.cluster.known_topics();
+                    if let Err(error) = shared.cluster.refresh(&topics).await {
+                        debug!(%error, "metadata refresh after a failed connect failed");
+                    }
+                    tokio::time::sleep(shared.config.retry_backoff).await;
+                }
             }
             connecting.lock().expect("connecting lock").remove(&broker);
             shared.wake.notify_one();
