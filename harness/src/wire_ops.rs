@@ -77,16 +77,8 @@ pub async fn partition_leader(
     topic: &str,
     partition: i32,
 ) -> Result<Option<(i32, String)>, OpError> {
-    let request = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
-    ]));
-    let metadata = connection.send(&request).await?;
-    let leader = metadata
-        .topics
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .find(|p| p.partition_index == partition && p.error_code == 0)
-        .map(|p| p.leader_id);
+    let (metadata, state) = partition_metadata(connection, topic, partition).await?;
+    let leader = state.map(|p| p.leader_id);
     Ok(leader.and_then(|id| {
         metadata
             .brokers
@@ -94,6 +86,32 @@ pub async fn partition_leader(
             .find(|b| b.node_id == id)
             .map(|b| (id.0, format!("{}:{}", b.host.as_str(), b.port)))
     }))
+}
+
+/// One Metadata request for `topic`, and the state of `partition` in it
+/// (`None` while it has an error, e.g. no leader yet).
+async fn partition_metadata(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+) -> Result<
+    (
+        kafka_wire::protocol::messages::MetadataResponse,
+        Option<kafka_wire::protocol::messages::metadata_response::MetadataResponsePartition>,
+    ),
+    OpError,
+> {
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
+    ]));
+    let metadata = connection.send(&request).await?;
+    let state = metadata
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .find(|p| p.partition_index == partition && p.error_code == 0)
+        .cloned();
+    Ok((metadata, state))
 }
 
 /// Moves the leadership of `topic`/`partition` to another in-sync replica
@@ -112,15 +130,9 @@ pub async fn move_leadership(
     use kafka_wire::protocol::messages::elect_leaders_request::TopicPartitions;
     use kafka_wire::protocol::messages::{AlterPartitionReassignmentsRequest, ElectLeadersRequest};
 
-    let request = MetadataRequest::default().with_topics(Some(vec![
-        MetadataRequestTopic::default().with_name(Some(topic_name(topic))),
-    ]));
-    let metadata = connection.send(&request).await?;
-    let state = metadata
-        .topics
-        .iter()
-        .flat_map(|t| &t.partitions)
-        .find(|p| p.partition_index == partition && p.error_code == 0)
+    let state = partition_metadata(connection, topic, partition)
+        .await?
+        .1
         .ok_or(OpError::Missing("Metadata"))?;
     let leader = state.leader_id;
     let mut replicas = state.replica_nodes.clone();

@@ -29,7 +29,7 @@ async fn topic_with_partitions(bootstrap: &str, prefix: &str, partitions: i32) -
 }
 
 /// Produces `per_partition` records `p-i` to every partition.
-async fn fill(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
+pub(crate) async fn fill(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
     let producer =
         Producer::from_properties([("bootstrap.servers", bootstrap), ("linger.ms", "2")]).unwrap();
     let mut pending = Vec::new();

@@ -311,14 +311,24 @@ async fn poison_pill_is_dead_lettered(guarantee: Guarantee) {
     assert!(!seen.contains_key("T:in-123"));
     assert_promise(guarantee, 0, duplicated, "dead letter");
 
+    let envelope = the_dead_letter(&bootstrap, &dlq).await;
+    assert_eq!(envelope.original.value.as_deref(), Some(&b"in-123"[..]));
+    assert_eq!(&*envelope.original.topic, input.as_str());
+    assert_eq!(envelope.failure.reason, "cannot bill order 123");
+    assert_eq!(envelope.failure.attempts, 3);
+    assert_eq!(envelope.failure.class, FailureClass::RetriesExhausted);
+}
+
+/// The one record of the dead-letter topic `dlq` (read_committed), parsed.
+async fn the_dead_letter(bootstrap: &str, dlq: &str) -> semantics::patterns::dlq::Envelope {
     let mut reader = Consumer::from_properties([
-        ("bootstrap.servers", bootstrap.as_str()),
+        ("bootstrap.servers", bootstrap),
         ("auto.offset.reset", "earliest"),
         ("isolation.level", "read_committed"),
     ])
     .unwrap();
     reader
-        .assign(vec![TopicPartition::new(&dlq, 0)])
+        .assign(vec![TopicPartition::new(dlq, 0)])
         .await
         .unwrap();
     let record = reader
@@ -327,16 +337,12 @@ async fn poison_pill_is_dead_lettered(guarantee: Guarantee) {
         .expect("the DLQ record")
         .unwrap();
     let envelope = DeadLetter::parse(&record).expect("an envelope");
-    assert_eq!(envelope.original.value.as_deref(), Some(&b"in-123"[..]));
-    assert_eq!(&*envelope.original.topic, input.as_str());
-    assert_eq!(envelope.failure.reason, "cannot bill order 123");
-    assert_eq!(envelope.failure.attempts, 3);
-    assert_eq!(envelope.failure.class, FailureClass::RetriesExhausted);
     assert!(
         reader.poll(Duration::from_secs(1)).await.is_none(),
         "dead-lettered once"
     );
     reader.close().await;
+    envelope
 }
 
 #[tokio::test]
@@ -423,22 +429,7 @@ async fn oversized_output(guarantee: Guarantee) {
     assert_eq!(lost, 1, "only the oversized output is missing");
     assert_promise(guarantee, 0, duplicated, "oversized output");
 
-    let mut reader = Consumer::from_properties([
-        ("bootstrap.servers", bootstrap.as_str()),
-        ("auto.offset.reset", "earliest"),
-        ("isolation.level", "read_committed"),
-    ])
-    .unwrap();
-    reader
-        .assign(vec![TopicPartition::new(&dlq, 0)])
-        .await
-        .unwrap();
-    let record = reader
-        .poll(Duration::from_secs(10))
-        .await
-        .expect("the DLQ record")
-        .unwrap();
-    let envelope = DeadLetter::parse(&record).expect("an envelope");
+    let envelope = the_dead_letter(&bootstrap, &dlq).await;
     assert_eq!(envelope.original.value.as_deref(), Some(&b"in-123"[..]));
     assert_eq!(envelope.failure.class, FailureClass::NonRetriable);
     assert!(
@@ -446,7 +437,6 @@ async fn oversized_output(guarantee: Guarantee) {
         "{}",
         envelope.failure.reason
     );
-    reader.close().await;
 }
 
 #[tokio::test]

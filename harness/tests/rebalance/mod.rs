@@ -14,7 +14,9 @@ use harness::proxy::Faults;
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
 use semantics::consumer::{ConsumeError, Consumer, TopicPartition};
-use semantics::{Producer, ProducerRecord};
+use semantics::Producer;
+
+use crate::consumer::fill;
 
 async fn create(bootstrap: &str, topic: &str, partitions: i32) {
     let connection = connect(bootstrap, None, ConnectionConfig::default())
@@ -23,23 +25,6 @@ async fn create(bootstrap: &str, topic: &str, partitions: i32) {
     wire_ops::create_topic(&connection, topic, partitions)
         .await
         .unwrap();
-}
-
-/// `per_partition` records on every partition of `topic`.
-async fn fill(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
-    let producer =
-        Producer::from_properties([("bootstrap.servers", bootstrap), ("linger.ms", "2")]).unwrap();
-    let mut pending = Vec::new();
-    for p in 0..partitions {
-        for i in 0..per_partition {
-            let record = ProducerRecord::new(topic, format!("{p}-{i}")).partition(p);
-            pending.push(producer.send(record).await.unwrap());
-        }
-    }
-    for delivery in pending {
-        delivery.await.expect("delivered");
-    }
-    producer.close(Duration::from_secs(10)).await;
 }
 
 fn member(bootstrap: &str, group: &str, extra: &[(&str, &str)]) -> Consumer {
