@@ -16,6 +16,15 @@ pub enum ProduceError {
         /// The configured maximum.
         max: usize,
     },
+    /// The record alone needs more than `buffer.memory`: it can never be
+    /// queued.
+    #[error("record of {size} bytes exceeds buffer.memory ({buffer_memory} bytes)")]
+    RecordLargerThanBuffer {
+        /// Encoded size of the record.
+        size: usize,
+        /// The configured `buffer.memory`.
+        buffer_memory: usize,
+    },
     /// The broker answered with an error that retries could not fix (or
     /// retries were exhausted, or `delivery.timeout.ms` passed).
     #[error("broker error for {topic}-{partition}: {code}{}", message.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]

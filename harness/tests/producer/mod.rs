@@ -804,6 +804,73 @@ async fn without_a_broker_records_time_out_and_the_producer_survives() {
     ));
 }
 
+/// Issue 14 item 7: `buffer.memory` bounds what batches allocate, not only
+/// the record bytes. A batch reserves `batch.size` when it opens, so with
+/// 1 MiB of buffer and 256 KiB batches at most four partitions can hold a
+/// batch while nothing is sent; the next send waits for room and fails after
+/// `max.block.ms`. Before the fix every one of the hundred sends was taken
+/// (100 batches of 256 KiB allocated against 1 MiB of permits).
+#[tokio::test]
+async fn buffer_memory_bounds_what_batches_allocate() {
+    let port = reserve_port().unwrap(); // nothing listens: nothing is sent
+    let producer = producer(
+        &format!("127.0.0.1:{port}"),
+        &[
+            ("buffer.memory", "1048576"),
+            ("batch.size", "262144"),
+            ("max.block.ms", "200"),
+            ("linger.ms", "0"),
+        ],
+    );
+    let mut taken = 0;
+    let mut refused = None;
+    for partition in 0..100 {
+        let record = ProducerRecord::new("nowhere", "small").partition(partition);
+        match producer.send(record).await {
+            Ok(_) => taken += 1,
+            Err(error) => {
+                refused = Some(error);
+                break;
+            }
+        }
+    }
+    assert!(
+        matches!(refused, Some(ProduceError::BufferFull { .. })),
+        "{taken} partitions took a batch each: {refused:?}"
+    );
+    assert!(taken <= 4, "{taken} batches of 256 KiB in 1 MiB");
+    producer.close(Duration::from_millis(100)).await;
+}
+
+/// Issue 14 item 7: a record larger than `buffer.memory` can never fit: it
+/// fails at once with an error naming `buffer.memory`, instead of waiting
+/// `max.block.ms` for room that cannot come.
+#[tokio::test]
+async fn a_record_larger_than_buffer_memory_fails_at_once() {
+    let port = reserve_port().unwrap();
+    let producer = producer(
+        &format!("127.0.0.1:{port}"),
+        &[("buffer.memory", "4096"), ("max.block.ms", "3000")],
+    );
+    let started = std::time::Instant::now();
+    let record = ProducerRecord::new("nowhere", vec![0u8; 8192]).partition(0);
+    let error = match producer.send(record).await {
+        Ok(delivery) => delivery.await.unwrap_err(),
+        Err(error) => error,
+    };
+    assert!(
+        started.elapsed() < Duration::from_millis(1000),
+        "failed after {:?}: {error}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(error, ProduceError::RecordLargerThanBuffer { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("buffer.memory"), "{error}");
+    producer.close(Duration::from_millis(100)).await;
+}
+
 /// `flush` waits for what was sent before it, not for records other tasks keep
 /// sending meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,6 +5,11 @@
 //! record limit, or when `linger.ms` expires, and then waits in the partition's
 //! queue for the sender. Retried batches go back to the front, in their
 //! original order.
+//!
+//! `buffer.memory` is charged per batch, for the bytes the batch allocates
+//! when it opens (`batch.size`, or more for one larger record), as the Java
+//! client's buffer pool does; records appended to an open batch cost
+//! nothing more. The caller reserves that allocation before opening one.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +27,8 @@ pub(crate) struct OpenBatch {
     builder: BatchBuilder,
     outcome: Arc<BatchOutcome>,
     created: Instant,
+    /// Bytes allocated for the batch, and charged to `buffer.memory`; the
+    /// batch never grows past them.
     buffer_bytes: usize,
 }
 
@@ -201,53 +208,71 @@ impl Accumulator {
         (&queues.name, &mut queues.partitions[index])
     }
 
-    /// Appends a record to the partition's open batch.
-    #[allow(clippy::too_many_arguments)]
-    pub fn append(
+    /// Appends a record to the partition's open batch if it has room for
+    /// `record_bytes` more; `None` when a new batch must be opened (see
+    /// [`Accumulator::append_to_new`]).
+    pub fn try_append(
         &mut self,
         topic: &str,
         partition: i32,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[Header],
-        record_bytes: usize,
+        record: &RecordParts<'_>,
         limits: BatchLimits,
+    ) -> Option<Appended> {
+        let (_, queue) = self.queue(topic, partition);
+        let open = queue.open.as_ref()?;
+        if open.builder.size_in_bytes() + record.bytes > open.buffer_bytes {
+            return None;
+        }
+        Some(Self::append_open(queue, record, limits, false, false))
+    }
+
+    /// Closes the partition's open batch (it has no room), opens one of
+    /// `allocation` bytes — already reserved from `buffer.memory` — and
+    /// appends the record to it.
+    pub fn append_to_new(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        record: &RecordParts<'_>,
+        limits: BatchLimits,
+        allocation: usize,
     ) -> Appended {
-        let candidate_id = self.next_batch_id;
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
         let (name, queue) = self.queue(topic, partition);
         let name = name.clone();
-        let mut batch_closed = false;
-        let full = queue.open.as_ref().is_some_and(|open| {
-            !open.builder.is_empty()
-                && open.builder.size_in_bytes() + record_bytes > limits.batch_size
-        });
-        if full {
-            queue.close_open();
-            batch_closed = true;
-        }
-        let batch_opened = queue.open.is_none();
-        let open = queue.open.get_or_insert_with(|| OpenBatch {
-            builder: BatchBuilder::with_capacity(
-                limits.compression,
-                limits.batch_size.min(1 << 20) + 128,
-            )
-            .transactional(limits.transactional),
-            outcome: BatchOutcome::new(candidate_id, name, partition),
+        let batch_closed = queue.open.is_some();
+        queue.close_open();
+        queue.open = Some(OpenBatch {
+            builder: BatchBuilder::with_capacity(limits.compression, allocation)
+                .transactional(limits.transactional),
+            outcome: BatchOutcome::new(id, name, partition),
             created: Instant::now(),
-            buffer_bytes: 0,
+            buffer_bytes: allocation,
         });
-        let offset_delta = open.builder.append(timestamp, key, value, headers);
-        open.buffer_bytes += record_bytes;
-        let future = DeliveryFuture::pending(open.outcome.clone(), offset_delta, timestamp);
+        Self::append_open(queue, record, limits, true, batch_closed)
+    }
+
+    fn append_open(
+        queue: &mut PartitionQueue,
+        record: &RecordParts<'_>,
+        limits: BatchLimits,
+        batch_opened: bool,
+        mut batch_closed: bool,
+    ) -> Appended {
+        let open = queue.open.as_mut().expect("an open batch");
+        let offset_delta =
+            open.builder
+                .append(record.timestamp, record.key, record.value, record.headers);
+        let future = DeliveryFuture::pending(open.outcome.clone(), offset_delta, record.timestamp);
         let batch_id = open.outcome.id;
-        if open.builder.size_in_bytes() >= limits.batch_size
+        let size = open.builder.size_in_bytes();
+        if size >= limits.batch_size.min(open.buffer_bytes)
             || open.builder.record_count() as usize >= limits.max_records
         {
             queue.close_open();
             batch_closed = true;
         }
-        self.next_batch_id += u64::from(batch_opened);
         Appended {
             future,
             batch_closed,
@@ -255,4 +280,14 @@ impl Accumulator {
             batch_id,
         }
     }
+}
+
+/// A record to append, with its size estimate (an upper bound of what it
+/// adds to a batch).
+pub(crate) struct RecordParts<'a> {
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [Header],
+    pub bytes: usize,
 }

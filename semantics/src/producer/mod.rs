@@ -38,7 +38,7 @@ pub use partitioner::Partitioner;
 pub use record::{Delivery, ProducerRecord};
 pub use txn::TransactionError;
 
-use accumulator::BatchLimits;
+use accumulator::{BatchLimits, RecordParts};
 use partitioner::{partition_for_key, StickyPartitioner};
 use shared::Shared;
 
@@ -142,8 +142,8 @@ impl Producer {
     /// Queues `record`. Awaiting this waits for topic metadata and for room in
     /// `buffer.memory` (at most `max.block.ms`); the returned future resolves
     /// when the record is acknowledged or has failed for good. A record that
-    /// alone exceeds `max.request.size` gets a failed future and affects
-    /// nothing else.
+    /// alone exceeds `max.request.size` or `buffer.memory` gets a failed
+    /// future at once and affects nothing else.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture, ProduceError> {
         if let Some(error) = self.shared.fatal_error() {
             return Err(error);
@@ -152,12 +152,21 @@ impl Producer {
             return Err(ProduceError::Closed);
         }
         let size = record_size(&record);
-        let too_large = (size + BATCH_OVERHEAD > self.shared.config.max_request_size).then(|| {
-            ProduceError::RecordTooLarge {
+        let config = &self.shared.config;
+        let too_large = if size + BATCH_OVERHEAD > config.max_request_size {
+            Some(ProduceError::RecordTooLarge {
                 size,
-                max: self.shared.config.max_request_size,
-            }
-        });
+                max: config.max_request_size,
+            })
+        } else if size + BATCH_OVERHEAD > config.buffer_memory {
+            // No room will ever come: fail now rather than after max.block.ms.
+            Some(ProduceError::RecordLargerThanBuffer {
+                size,
+                buffer_memory: config.buffer_memory,
+            })
+        } else {
+            None
+        };
         if let (Some(error), None) = (&too_large, &self.txn) {
             return Ok(DeliveryFuture::failed(error.clone()));
         }
@@ -176,34 +185,14 @@ impl Producer {
                 return Ok(DeliveryFuture::failed(error));
             }
         }
-        self.reserve_buffer(size).await?;
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let limits = self.batch_limits();
-        let appended = {
-            let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
-            // Checked under the lock the sender exits under: either the sender
-            // sees this batch, or this send sees the producer closed.
-            if self.shared.is_closed() {
-                drop(accumulator);
-                self.shared.buffer.add_permits(size);
-                return Err(self.shared.fatal_error().unwrap_or(ProduceError::Closed));
-            }
-            let appended = accumulator.append(
-                &record.topic,
-                partition,
-                timestamp,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &record.headers,
-                size,
-                limits,
-            );
-            // Counted under the lock, before the sender can settle the batch.
-            if appended.batch_opened {
-                self.shared.batch_opened(appended.batch_id);
-            }
-            appended
+        let parts = RecordParts {
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &record.headers,
+            bytes: size,
         };
+        let appended = self.append(&record.topic, partition, &parts).await?;
         // KIP-480: a keyless record's batch is full, so stick to another partition.
         if appended.batch_closed && record.key.is_none() && record.partition.is_none() {
             self.sticky
@@ -353,6 +342,61 @@ impl Producer {
             });
         }
         Ok(partition)
+    }
+
+    /// Appends to the partition's open batch if it has room; otherwise
+    /// reserves a new batch's allocation from `buffer.memory` (waiting at
+    /// most `max.block.ms`) and opens one.
+    async fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        record: &RecordParts<'_>,
+    ) -> Result<accumulator::Appended, ProduceError> {
+        let limits = self.batch_limits();
+        let appended = {
+            let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+            self.refuse_if_closed()?;
+            accumulator.try_append(topic, partition, record, limits)
+        };
+        if let Some(appended) = appended {
+            return Ok(appended);
+        }
+        let allocation = self.batch_allocation(record.bytes);
+        self.reserve_buffer(allocation).await?;
+        let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+        // Checked under the lock the sender exits under: either the sender
+        // sees this batch, or this send sees the producer closed.
+        if let Err(error) = self.refuse_if_closed() {
+            self.shared.buffer.add_permits(allocation);
+            return Err(error);
+        }
+        // Another send may have opened a batch with room meanwhile.
+        if let Some(appended) = accumulator.try_append(topic, partition, record, limits) {
+            self.shared.buffer.add_permits(allocation);
+            return Ok(appended);
+        }
+        let appended = accumulator.append_to_new(topic, partition, record, limits, allocation);
+        // Counted under the lock, before the sender can settle the batch.
+        self.shared.batch_opened(appended.batch_id);
+        Ok(appended)
+    }
+
+    fn refuse_if_closed(&self) -> Result<(), ProduceError> {
+        if self.shared.is_closed() {
+            return Err(self.shared.fatal_error().unwrap_or(ProduceError::Closed));
+        }
+        Ok(())
+    }
+
+    /// Bytes a new batch allocates for a record of `record_bytes`:
+    /// `batch.size` (at most `buffer.memory`), or what the record alone needs.
+    fn batch_allocation(&self, record_bytes: usize) -> usize {
+        let config = &self.shared.config;
+        config
+            .batch_size
+            .min(config.buffer_memory)
+            .max(record_bytes + BATCH_OVERHEAD)
     }
 
     async fn reserve_buffer(&self, size: usize) -> Result<(), ProduceError> {

@@ -20,7 +20,7 @@ pub(crate) struct Shared {
     pub accumulator: Mutex<Accumulator>,
     /// Wakes the sender: a batch closed, a flush began, metadata arrived.
     pub wake: Notify,
-    /// `buffer.memory`, in bytes of queued records.
+    /// `buffer.memory`: permits for the bytes open and queued batches allocated.
     pub buffer: Semaphore,
     /// Batches opened and not yet settled.
     pending: AtomicUsize,
