@@ -182,7 +182,9 @@ async fn killed_mid_batch(guarantee: Guarantee, count: usize, kills: usize) {
             .spawn()
     };
     let seed = 0x9e37_79b9_7f4a_7c15_u64;
-    let (min, spread) = (Duration::from_millis(400), Duration::from_millis(2_000));
+    // Each run lives long enough to commit something even on a loaded
+    // machine (joining the group and initialising take a second there).
+    let (min, spread) = (Duration::from_millis(1_500), Duration::from_millis(2_000));
     let hits = harness::crash::kill_repeatedly(spawn, kills, seed, min, spread)
         .await
         .unwrap();
