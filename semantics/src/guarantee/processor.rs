@@ -284,9 +284,11 @@ impl Processor {
             .await
     }
 
-    /// As [`run`](Self::run), and also stops when `stop` completes — between
-    /// batches, never inside one, so nothing is left half-committed (for a
-    /// graceful shutdown on SIGTERM; then [`close`](Self::close)).
+    /// As [`run`](Self::run), and also stops when `stop` completes — never
+    /// while a batch is processed or committed, so nothing is left
+    /// half-committed (for a graceful shutdown on SIGTERM; then
+    /// [`close`](Self::close)). A batch still being collected is dropped
+    /// uncommitted; its records come again to whoever consumes next.
     pub async fn run_until<H, S>(
         &mut self,
         topics: &[&str],
@@ -300,8 +302,8 @@ impl Processor {
         self.consumer.subscribe(topics.iter().copied()).await?;
         let mut stop = std::pin::pin!(stop);
         loop {
-            // Waiting for the first record of a batch is the only place a
-            // stop is taken.
+            // A stop is taken only while a batch is collected, before any
+            // of it is processed.
             let batch = tokio::select! {
                 biased;
                 () = &mut stop => return Ok(self.stats.clone()),
