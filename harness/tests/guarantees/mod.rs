@@ -456,3 +456,86 @@ async fn at_least_once_dead_letters_an_output_too_large_to_send() {
 async fn exactly_once_dead_letters_an_output_too_large_to_send() {
     oversized_output(Guarantee::ExactlyOnce).await;
 }
+
+/// A stalled coordinator used to stop the processor: a commit that timed
+/// out (ConsumeError::Timeout, retriable) ended `run` with the error — the
+/// `stalled-broker` scenario failed so whenever the paused node was the
+/// group coordinator. The first OffsetCommit requests are dropped before
+/// the broker sees them, so each times out; the processor must process the
+/// batch again and finish with every record committed and the promise kept.
+async fn commit_timeouts_are_outlived(guarantee: Guarantee) {
+    use harness::broker::{Cluster, ClusterOptions};
+    use harness::proxy::Faults;
+    const COUNT: usize = 300;
+    if test_broker::is_external() {
+        eprintln!("KAFKA_BOOTSTRAP is set: this test needs a proxied cluster of its own, so it runs only without it");
+        return;
+    }
+    let cluster = Cluster::start(ClusterOptions {
+        proxied: true,
+        ..test_broker::own_cluster(1)
+    })
+    .await
+    .expect("a proxied one-node cluster");
+    let bootstrap = cluster.bootstrap();
+    let (input, output) = topics(&bootstrap, COUNT).await;
+    // OffsetCommit (API key 8): the first four never reach the broker.
+    cluster.set_faults(&Faults {
+        drop_requests: HashMap::from([(8, (1..=4).collect())]),
+        ..Faults::default()
+    });
+    let group = unique_topic("g-stalled-commit");
+    let mut config = ProcessorConfig::new(&bootstrap, &group);
+    config.consumer = vec![
+        ("request.timeout.ms".into(), "1000".into()),
+        ("default.api.timeout.ms".into(), "1500".into()),
+    ];
+    config.batching = LoopOptions {
+        max_batch: 100,
+        max_wait: Duration::from_millis(20),
+        idle_timeout: Some(Duration::from_secs(3)),
+    };
+    let mut processor = Processor::new(config, Arc::new(guarantee)).await.unwrap();
+    let out = output.clone();
+    let stats = processor
+        .run(&[input.as_str()], |record| {
+            let value = String::from_utf8_lossy(record.value.as_deref().unwrap_or_default());
+            Ok(vec![ProducerRecord::new(
+                out.as_str(),
+                format!("T:{value}"),
+            )])
+        })
+        .await
+        .unwrap_or_else(|error| panic!("the processor stopped: {error}"));
+    processor.close().await;
+    assert!(cluster.proxy_faults() > 0, "no commit was dropped");
+    assert!(stats.batches_retried > 0, "{stats:?}");
+    let seen = outputs(&bootstrap, &output).await;
+    let (lost, duplicated) = anomalies(&seen, COUNT);
+    assert_promise(guarantee, lost, duplicated, "commit timeouts");
+    if guarantee == Guarantee::AtLeastOnce {
+        assert_eq!(lost, 0);
+    }
+    let check = Consumer::from_properties([
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("group.id", group.as_str()),
+    ])
+    .unwrap();
+    let committed = check
+        .committed((0..2).map(|p| TopicPartition::new(&input, p)).collect())
+        .await
+        .unwrap();
+    let total: i64 = committed.iter().map(|(_, o)| o.unwrap_or(0)).sum();
+    assert_eq!(total, COUNT as i64, "every input committed: {committed:?}");
+    check.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_least_once_outlives_commit_timeouts() {
+    commit_timeouts_are_outlived(Guarantee::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_once_outlives_commit_timeouts() {
+    commit_timeouts_are_outlived(Guarantee::AtMostOnce).await;
+}

@@ -106,8 +106,12 @@ pub struct ConsumerConfig {
     pub assignment_strategies: Vec<String>,
     /// `check.crcs`.
     pub check_crcs: bool,
-    /// `request.timeout.ms`.
+    /// `request.timeout.ms`: how long one request may wait for its answer.
     pub request_timeout: Duration,
+    /// `default.api.timeout.ms`: how long a coordinator operation (commit,
+    /// committed offsets, offset lookup) keeps retrying — longer than one
+    /// request, so a coordinator that stalls and moves is found again.
+    pub default_api_timeout: Duration,
     /// `retry.backoff.ms`.
     pub retry_backoff: Duration,
     /// `reconnect.backoff.ms`.
@@ -145,6 +149,7 @@ impl Default for ConsumerConfig {
             assignment_strategies: vec!["range".into(), "cooperative-sticky".into()],
             check_crcs: true,
             request_timeout: Duration::from_millis(30_000),
+            default_api_timeout: Duration::from_millis(60_000),
             retry_backoff: Duration::from_millis(100),
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(1_000),
@@ -231,6 +236,7 @@ impl ConsumerConfig {
             "partition.assignment.strategy" => self.assignment_strategies = strategies(key, value)?,
             "check.crcs" => self.check_crcs = boolean(key, value)?,
             "request.timeout.ms" => self.request_timeout = millis(key, value)?,
+            "default.api.timeout.ms" => self.default_api_timeout = millis(key, value)?,
             "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = millis(key, value)?,
@@ -345,6 +351,10 @@ impl ConsumerConfig {
             ),
             ("check.crcs".to_owned(), self.check_crcs.to_string()),
             ("request.timeout.ms".to_owned(), ms(self.request_timeout)),
+            (
+                "default.api.timeout.ms".to_owned(),
+                ms(self.default_api_timeout),
+            ),
             ("retry.backoff.ms".to_owned(), ms(self.retry_backoff)),
             (
                 "reconnect.backoff.ms".to_owned(),

@@ -92,7 +92,7 @@ pub async fn reset_position(shared: &Shared, tp: &TopicPartition) -> Result<i64,
             })
         }
     };
-    let deadline = Instant::now() + shared.config.request_timeout;
+    let deadline = Instant::now() + shared.config.default_api_timeout;
     let backoff = shared.config.retry_backoff;
     loop {
         let error = match list_offset_once(shared, tp, timestamp).await {

@@ -30,11 +30,18 @@ impl Default for LoopOptions {
 }
 
 /// Up to `max_batch` records: the first waits up to `idle_timeout`, the rest
-/// up to `max_wait` altogether. Partition errors are returned.
+/// up to `max_wait` altogether. An error before the first record is
+/// returned; an error after it ends the batch and waits in `deferred` for
+/// the next call, so the records already taken from the consumer (whose
+/// positions moved past them) are processed, not dropped.
 pub(crate) async fn next_batch(
     consumer: &mut Consumer,
     options: &LoopOptions,
+    deferred: &mut Option<ConsumeError>,
 ) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+    if let Some(error) = deferred.take() {
+        return Err(error);
+    }
     let first = match options.idle_timeout {
         Some(idle) => match consumer.poll(idle).await {
             Some(record) => record?,
@@ -47,7 +54,11 @@ pub(crate) async fn next_batch(
     while batch.len() < options.max_batch {
         let left = deadline.saturating_duration_since(Instant::now());
         match consumer.poll(left).await {
-            Some(record) => batch.push(record?),
+            Some(Ok(record)) => batch.push(record),
+            Some(Err(error)) => {
+                *deferred = Some(error);
+                break;
+            }
             None => break,
         }
     }

@@ -78,6 +78,22 @@ pub enum ProcessError {
     },
 }
 
+impl ProcessError {
+    /// A failure of the cluster that may pass — a coordinator or leader
+    /// unreachable, a request timing out, buffers full while a broker
+    /// stalls: the processor processes the batch again rather than stop.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Consume(error) => error.is_retriable() && !error.is_rebalance(),
+            Self::Produce(error) => matches!(
+                error,
+                ProduceError::BufferFull { .. } | ProduceError::Connection(_)
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// Why one input record failed.
 #[derive(Debug)]
 enum RecordFailure {
@@ -133,6 +149,12 @@ pub struct ProcessorConfig {
     /// What to do with a record whose handler failed: retry with backoff
     /// (then stop), retry then dead-letter, or skip.
     pub on_failure: OnFailure,
+    /// How long the processor keeps going through transient failures of the
+    /// cluster (a coordinator or leader unreachable, a commit timing out,
+    /// buffers full while a broker stalls) without committing a batch
+    /// before it stops with the error — Kafka Streams' `task.timeout.ms`
+    /// (KIP-572). Default 5 minutes.
+    pub task_timeout: Duration,
 }
 
 impl ProcessorConfig {
@@ -149,6 +171,7 @@ impl ProcessorConfig {
                 max_attempts: Some(10),
                 ..RetryPolicy::default()
             }),
+            task_timeout: Duration::from_secs(300),
         }
     }
 }
@@ -188,6 +211,9 @@ pub struct ProcessorStats {
     pub dead_lettered: u64,
     /// Batches (transactions) committed.
     pub batches_committed: u64,
+    /// Batches processed again after a transient failure of the cluster
+    /// (see [`ProcessorConfig::task_timeout`]).
+    pub batches_retried: u64,
     /// Transactions aborted.
     pub transactions_aborted: u64,
     /// Batches dropped uncommitted because a rebalance took a partition
@@ -208,6 +234,11 @@ pub struct Processor {
     /// next delivery the handler is not called again; the dead-letter record
     /// (or nothing, for `OnFailure::Skip`) is written in their place.
     given_up: HashMap<(TopicPartition, i64), Option<ProducerRecord>>,
+    /// Since when transient failures have kept every batch from committing.
+    failing_since: Option<std::time::Instant>,
+    /// A consumer error met after a batch's first record: the batch is
+    /// processed, then the error is handled.
+    deferred: Option<ConsumeError>,
 }
 
 /// What to do after a handler error.
@@ -252,6 +283,8 @@ impl Processor {
             stats: ProcessorStats::default(),
             attempts: HashMap::new(),
             given_up: HashMap::new(),
+            failing_since: None,
+            deferred: None,
         })
     }
 
@@ -304,18 +337,65 @@ impl Processor {
         loop {
             // A stop is taken only while a batch is collected, before any
             // of it is processed.
-            let batch = tokio::select! {
+            let next = tokio::select! {
                 biased;
                 () = &mut stop => return Ok(self.stats.clone()),
-                batch = next_batch(&mut self.consumer, &self.config.batching) => batch?,
+                next = next_batch(&mut self.consumer, &self.config.batching, &mut self.deferred) => next,
+            };
+            let batch = match next {
+                Ok(batch) => batch,
+                Err(error) => {
+                    self.through_transient(error.into(), &[]).await?;
+                    continue;
+                }
             };
             if batch.is_empty() {
                 return Ok(self.stats.clone());
             }
-            match self.guarantee.commit_point() {
-                CommitPoint::BeforeProcessing => self.at_most_once(&batch, &mut handler).await?,
-                CommitPoint::AfterProcessing => self.at_least_once(&batch, &mut handler).await?,
-                CommitPoint::InTransaction => self.exactly_once(&batch, &mut handler).await?,
+            let processed = match self.guarantee.commit_point() {
+                CommitPoint::BeforeProcessing => self.at_most_once(&batch, &mut handler).await,
+                CommitPoint::AfterProcessing => self.at_least_once(&batch, &mut handler).await,
+                CommitPoint::InTransaction => self.exactly_once(&batch, &mut handler).await,
+            };
+            match processed {
+                Ok(()) => self.failing_since = None,
+                Err(error) => self.through_transient(error, &batch).await?,
+            }
+        }
+    }
+
+    /// A transient failure of the cluster mid-batch: nothing more of the
+    /// batch counts as done; it goes back to the committed offsets and is
+    /// processed again after a backoff — until `task_timeout` passes
+    /// without a committed batch. Any other error stops the processor.
+    async fn through_transient(
+        &mut self,
+        error: ProcessError,
+        batch: &[ConsumerRecord],
+    ) -> Result<(), ProcessError> {
+        let since = *self
+            .failing_since
+            .get_or_insert_with(std::time::Instant::now);
+        if !error.is_transient() || since.elapsed() >= self.config.task_timeout {
+            return Err(error);
+        }
+        tracing::warn!(%error, records = batch.len(), "transient failure; the batch is processed again");
+        self.stats.batches_retried += 1;
+        // A transaction the failure left open is aborted first.
+        recover(&self.producer).await?;
+        let backoff = RetryPolicy::default();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            tokio::time::sleep(backoff.backoff(attempt)).await;
+            match rewind(&mut self.consumer, batch).await {
+                Ok(()) => return Ok(()),
+                Err(error)
+                    if error.is_retriable() && since.elapsed() < self.config.task_timeout =>
+                {
+                    tracing::debug!(%error, "rewind failed; retrying");
+                }
+                Err(error) => return Err(error.into()),
             }
         }
     }

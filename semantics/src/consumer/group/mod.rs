@@ -58,6 +58,7 @@ pub struct GroupShared {
     commit_refused: Mutex<Option<(i32, KafkaCode)>>,
     commit_refused_notify: Notify,
     request_timeout: Duration,
+    api_timeout: Duration,
     retry_backoff: Duration,
 }
 
@@ -86,6 +87,7 @@ impl GroupShared {
             commit_refused: Mutex::new(None),
             commit_refused_notify: Notify::new(),
             request_timeout: shared_config.request_timeout,
+            api_timeout: shared_config.default_api_timeout,
             retry_backoff: shared_config.retry_backoff,
         })
     }
@@ -107,7 +109,12 @@ impl GroupShared {
 
     /// A connection to the coordinator, retrying lookups until `request.timeout.ms`.
     async fn connection(&self) -> Result<Connection, ConsumeError> {
-        let deadline = Instant::now() + self.request_timeout;
+        self.connection_until(Instant::now() + self.request_timeout)
+            .await
+    }
+
+    /// A connection to the coordinator, retrying lookups until `deadline`.
+    async fn connection_until(&self, deadline: Instant) -> Result<Connection, ConsumeError> {
         loop {
             let error = match self.coordinator.connection().await {
                 Ok(connection) => return Ok(connection),
@@ -123,15 +130,16 @@ impl GroupShared {
     }
 
     /// Runs `call` against the coordinator, finding it again and retrying on
-    /// retriable errors until `request.timeout.ms`.
+    /// retriable errors until `default.api.timeout.ms`; each attempt waits
+    /// at most `request.timeout.ms` (as the Java client's commitSync).
     async fn with_retries<T, F, Fut>(&self, call: F) -> Result<T, ConsumeError>
     where
         F: Fn(Connection) -> Fut,
         Fut: std::future::Future<Output = Result<T, ConsumeError>>,
     {
-        let deadline = Instant::now() + self.request_timeout;
+        let deadline = Instant::now() + self.api_timeout.max(self.request_timeout);
         loop {
-            let connection = self.connection().await?;
+            let connection = self.connection_until(deadline).await?;
             let error = match tokio::time::timeout(self.request_timeout, call(connection)).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => error,
