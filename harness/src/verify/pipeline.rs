@@ -104,15 +104,17 @@ where
         member.await??;
     }
     let (_keep, last) = tokio::sync::oneshot::channel();
-    member(
+    let finisher = member(
         guarantee,
         stage,
         &run,
         &output,
         last,
         Some(Duration::from_secs(5)),
-    )
-    .await??;
+    );
+    tokio::time::timeout(Duration::from_secs(600), finisher)
+        .await
+        .map_err(|_| "the finishing processor did not catch up within 600 s")???;
     Ok((checked(stage, &output, guarantee, &sent).await?, faults))
 }
 

@@ -512,6 +512,16 @@ pub(super) async fn processor_member(
     Ok(())
 }
 
+/// A processor process that was not killed must have ended without error: a
+/// failure would otherwise show only as lost records.
+fn exited_cleanly(status: std::process::ExitStatus) -> Result<(), Error> {
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("harness transform exited with {status}").into())
+    }
+}
+
 /// Input written cleanly; three `harness transform --dynamic` processes in
 /// one group, one of them SIGKILLed and restarted (same transactional id)
 /// every 1.5–3 s, six times, so members keep joining and leaving; then the
@@ -560,19 +570,20 @@ async fn group_churn(
         state ^= state << 17;
         tokio::time::sleep(Duration::from_millis(1500 + state % 1500)).await;
         let victim = (state % MEMBERS as u64) as usize;
-        if children[victim].try_wait()?.is_none() {
-            kills += 1;
+        match children[victim].try_wait()? {
+            None => {
+                kills += 1;
+                children[victim].kill().await?; // SIGKILL, then reaped
+            }
+            // It ran out of input; a restarted one finds nothing to do.
+            Some(status) => exited_cleanly(status)?,
         }
-        children[victim].start_kill()?; // SIGKILL
-        children[victim].wait().await?;
         children[victim] = spawn(&ids[victim])?;
     }
     for child in &mut children {
-        tokio::time::timeout(Duration::from_secs(300), child.wait()).await??;
+        exited_cleanly(tokio::time::timeout(Duration::from_secs(600), child.wait()).await??)?;
     }
-    let status = tokio::time::timeout(Duration::from_secs(300), spawn(&ids[0])?.wait()).await??;
-    if !status.success() {
-        return Err(format!("harness transform exited with {status}").into());
-    }
+    let last = tokio::time::timeout(Duration::from_secs(600), spawn(&ids[0])?.wait()).await??;
+    exited_cleanly(last)?;
     Ok((checked(stage, &output, guarantee, &sent).await?, kills))
 }

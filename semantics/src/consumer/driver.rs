@@ -69,6 +69,8 @@ pub enum Command {
     Committed(Vec<TopicPartition>, oneshot::Sender<CommittedOffsets>),
     /// The current assignment with the positions.
     Assignment(oneshot::Sender<Vec<(TopicPartition, Option<i64>)>>),
+    /// Whether the consumer is caught up: see `Consumer::caught_up`.
+    CaughtUp(oneshot::Sender<bool>),
     /// Group generation, for transactional offset commits, and whether the
     /// consumer is subscribed (a subscribed consumer needs a generation).
     GroupMetadata(oneshot::Sender<(Option<GroupMetadata>, bool)>),
@@ -272,6 +274,13 @@ impl Driver {
                     .collect();
                 list.sort();
                 let _ = reply.send(list);
+            }
+            Command::CaughtUp(reply) => {
+                let group_stable = self.shared.group.as_ref().is_none_or(|g| g.is_stable());
+                let caught_up = group_stable
+                    && self.shared.buffered.load(Ordering::Acquire) == 0
+                    && self.partitions.values().all(PartitionState::read_to_end);
+                let _ = reply.send(caught_up);
             }
             Command::GroupMetadata(reply) => {
                 let metadata = self.shared.group.as_ref().map(|g| g.metadata());
@@ -595,9 +604,16 @@ impl Driver {
                 corrupt,
                 aborted,
                 high_watermark,
+                last_stable_offset,
                 bytes,
             } => {
                 state.high_watermark = high_watermark;
+                state.end_offset = match isolation {
+                    super::IsolationLevel::ReadCommitted if last_stable_offset >= 0 => {
+                        last_stable_offset
+                    }
+                    _ => high_watermark,
+                };
                 out.extend(state.apply(isolation, batches, &aborted, bytes));
                 if let Some((at, reason)) = corrupt {
                     // Never skipped silently: the partition stops here until

@@ -34,6 +34,8 @@ pub enum PartitionFetch {
         aborted: Vec<AbortedTransaction>,
         /// High watermark, for lag.
         high_watermark: i64,
+        /// Last stable offset: where read_committed reading ends for now.
+        last_stable_offset: i64,
         /// Bytes of record data, for prefetch accounting.
         bytes: usize,
     },
@@ -138,6 +140,7 @@ fn decode_partition(
         corrupt,
         aborted,
         high_watermark: partition.high_watermark,
+        last_stable_offset: partition.last_stable_offset,
         bytes,
     }
 }

@@ -408,6 +408,16 @@ impl Consumer {
         self.call(Command::Assignment).await
     }
 
+    /// Whether this consumer has read everything there is for now: its
+    /// group (if any) is not rebalancing, and every assigned partition was
+    /// fetched to its end (the high watermark; the last stable offset under
+    /// read_committed) with nothing left undelivered. A consumer that saw
+    /// no record for a while may still be waiting for a rebalance or a
+    /// position; this tells the two apart.
+    pub async fn caught_up(&self) -> Result<bool, ConsumeError> {
+        self.call(Command::CaughtUp).await
+    }
+
     /// Number of partitions of `topic`, from the cluster metadata.
     pub async fn partition_count(&self, topic: &str) -> Result<i32, ConsumeError> {
         let deadline = std::time::Instant::now() + self.shared.config.request_timeout;

@@ -118,6 +118,10 @@ pub struct PartitionState {
     pub retry_at: Option<Instant>,
     /// Last high watermark seen.
     pub high_watermark: i64,
+    /// Where reading ends for now under the isolation level (the high
+    /// watermark, or the last stable offset under read_committed); -1
+    /// before the first fetch answer.
+    pub end_offset: i64,
     /// Offset last committed by this consumer.
     pub committed: Option<i64>,
     /// Records below this offset are dropped (a fetch from mid-batch returns the whole batch).
@@ -141,10 +145,22 @@ impl PartitionState {
             halted: false,
             retry_at: None,
             high_watermark: -1,
+            end_offset: -1,
             committed: None,
             floor: 0,
             filter: ReadCommittedFilter::new(),
         }
+    }
+
+    /// Whether everything readable was fetched: nothing is waiting to be
+    /// read but new writes. A paused or halted partition waits for the
+    /// application, not for data, and counts as read.
+    pub fn read_to_end(&self) -> bool {
+        self.paused
+            || self.halted
+            || self
+                .fetch_offset
+                .is_some_and(|at| self.end_offset >= 0 && at >= self.end_offset)
     }
 
     /// Ends the assignment: records handed out under it may not be committed.

@@ -15,7 +15,9 @@ pub struct LoopOptions {
     pub max_batch: usize,
     /// Longest wait for more records once a batch has one.
     pub max_wait: Duration,
-    /// Stop when no record arrives for this long (`None`: run until an error).
+    /// Stop once no record arrived for this long and the consumer is
+    /// caught up (see [`Consumer::caught_up`]: no rebalance under way, every
+    /// assigned partition read to its end). `None`: run until an error.
     pub idle_timeout: Option<Duration>,
 }
 
@@ -29,7 +31,8 @@ impl Default for LoopOptions {
     }
 }
 
-/// Up to `max_batch` records: the first waits up to `idle_timeout`, the rest
+/// Up to `max_batch` records: the first waits until the consumer has been
+/// idle for `idle_timeout`, the rest
 /// up to `max_wait` altogether. An error before the first record is
 /// returned; an error after it ends the batch and waits in `deferred` for
 /// the next call, so the records already taken from the consumer (whose
@@ -43,9 +46,14 @@ pub(crate) async fn next_batch(
         return Err(error);
     }
     let first = match options.idle_timeout {
-        Some(idle) => match consumer.poll(idle).await {
-            Some(record) => record?,
-            None => return Ok(Vec::new()),
+        Some(idle) => loop {
+            match consumer.poll(idle).await {
+                Some(record) => break record?,
+                // Quiet, maybe only because a rebalance or a position lookup
+                // is under way: idle means nothing is left to read.
+                None if consumer.caught_up().await? => return Ok(Vec::new()),
+                None => tracing::debug!("no record for the idle timeout, but not caught up"),
+            }
         },
         None => consumer.recv().await?,
     };

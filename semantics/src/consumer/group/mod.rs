@@ -52,6 +52,8 @@ pub struct GroupShared {
     instance_id: Option<String>,
     coordinator: Coordinator,
     generation: Mutex<(i32, String)>,
+    /// In a generation and not rebalancing (the group task's phase is stable).
+    stable: std::sync::atomic::AtomicBool,
     /// A commit refused with a generation error under the current
     /// generation: the group task rejoins at once instead of at its next
     /// heartbeat (the Java client's `ConsumerCoordinator` does the same).
@@ -84,6 +86,7 @@ impl GroupShared {
             group_id,
             instance_id: shared_config.group_instance_id.clone(),
             generation: Mutex::new((NO_GENERATION, String::new())),
+            stable: std::sync::atomic::AtomicBool::new(false),
             commit_refused: Mutex::new(None),
             commit_refused_notify: Notify::new(),
             request_timeout: shared_config.request_timeout,
@@ -101,6 +104,16 @@ impl GroupShared {
             member_id,
             group_instance_id: self.instance_id.clone(),
         }
+    }
+
+    /// Whether the member is in a generation and not rebalancing.
+    pub fn is_stable(&self) -> bool {
+        self.stable.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn set_stable(&self, stable: bool) {
+        self.stable
+            .store(stable, std::sync::atomic::Ordering::Release);
     }
 
     fn set_generation(&self, generation: i32, member_id: &str) {

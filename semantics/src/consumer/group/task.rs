@@ -91,7 +91,9 @@ impl GroupTask {
     }
 
     async fn advance(&mut self) -> Step {
-        match self.membership.phase().clone() {
+        let phase = self.membership.phase().clone();
+        self.group.set_stable(matches!(phase, Phase::Stable));
+        match phase {
             Phase::Fatal(code) => Step::Fatal(code),
             Phase::Unjoined | Phase::Joining => self.join().await,
             Phase::Syncing { leader } => self.sync(leader).await,
