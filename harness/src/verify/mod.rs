@@ -172,7 +172,7 @@ pub struct ScenarioResult {
     /// Faults that hit: responses dropped, connections killed, broker or
     /// process kills while work was left.
     pub faults: u64,
-    /// The promise held.
+    /// The promise held, and the scenario's fault hit.
     pub passed: bool,
     /// Why the scenario did not run, if it did not.
     pub skipped: Option<String>,
@@ -235,6 +235,11 @@ pub async fn run(
             result.aborted_read = anomalies.aborted_read;
             result.unacknowledged = anomalies.unacknowledged;
             result.passed = keeps_promise(guarantee, &anomalies);
+            // A fault scenario whose fault never hit proved nothing.
+            if faults == 0 && scenario != Scenario::NoFault {
+                result.passed = false;
+                result.skipped = Some("the fault did not hit while work was left".into());
+            }
         }
         Err(error) => {
             result.skipped = Some(format!("error: {error}"));

@@ -94,6 +94,8 @@ enum Internal {
     MetadataRefreshed,
     /// A commit succeeded with these offsets.
     Committed(FastMap<TopicPartition, i64>),
+    /// An auto-commit ended, well or not: the next may be queued.
+    AutoCommitEnded,
 }
 
 /// One offset commit, queued.
@@ -101,6 +103,8 @@ struct CommitJob {
     offsets: FastMap<TopicPartition, i64>,
     generation: Option<GroupMetadata>,
     reply: Option<oneshot::Sender<Result<(), ConsumeError>>>,
+    /// Queued by the auto-commit timer.
+    auto: bool,
 }
 
 enum FetchFailure {
@@ -123,6 +127,10 @@ pub struct Driver {
     listener: Option<Arc<dyn RebalanceListener>>,
     decode: DecodeOptions,
     next_auto_commit: Instant,
+    /// An auto-commit is queued or running. While the coordinator is away a
+    /// commit can retry for `default.api.timeout.ms`; one per interval
+    /// would pile up, each sending stale offsets after the outage.
+    auto_commit_in_flight: bool,
     /// Commits run one at a time in the order asked: a retried commit can
     /// never land after a later one and move the committed offset back.
     commits: Option<mpsc::UnboundedSender<CommitJob>>,
@@ -160,6 +168,7 @@ impl Driver {
             listener,
             decode,
             next_auto_commit,
+            auto_commit_in_flight: false,
             commits,
         }
     }
@@ -208,11 +217,18 @@ impl Driver {
     fn on_timer(&mut self) {
         let now = Instant::now();
         self.broker_retry_at.retain(|_, at| *at > now);
-        if self.auto_commit_enabled() && now >= self.next_auto_commit {
+        if self.auto_commit_enabled() && now >= self.next_auto_commit && !self.auto_commit_in_flight
+        {
             self.next_auto_commit = now + self.shared.config.auto_commit_interval;
             let offsets = self.consumed_offsets(None);
             if !offsets.is_empty() {
-                self.queue_commit(offsets, None, None);
+                self.auto_commit_in_flight = true;
+                self.queue_job(CommitJob {
+                    offsets,
+                    generation: None,
+                    reply: None,
+                    auto: true,
+                });
             }
         }
     }
@@ -383,11 +399,15 @@ impl Driver {
         generation: Option<GroupMetadata>,
         reply: Option<oneshot::Sender<Result<(), ConsumeError>>>,
     ) {
-        let job = CommitJob {
+        self.queue_job(CommitJob {
             offsets,
             generation,
             reply,
-        };
+            auto: false,
+        });
+    }
+
+    fn queue_job(&mut self, job: CommitJob) {
         let Some(commits) = &self.commits else {
             if let Some(reply) = job.reply {
                 let _ = reply.send(Err(ConsumeError::NoGroup));
@@ -431,10 +451,14 @@ impl Driver {
             Internal::MetadataRefreshed => self.refreshing_metadata = false,
             // Recorded only once the coordinator took it: a failed commit is
             // tried again by the next auto-commit.
+            Internal::AutoCommitEnded => self.auto_commit_in_flight = false,
             Internal::Committed(offsets) => {
                 for (tp, offset) in offsets {
                     if let Some(state) = self.partitions.get_mut(&tp) {
-                        state.committed = Some(state.committed.map_or(offset, |c| c.max(offset)));
+                        // Commits are sent one at a time in order: the last
+                        // to succeed is what the group holds, even when the
+                        // application committed backwards after a seek.
+                        state.committed = Some(offset);
                     }
                 }
             }
@@ -774,6 +798,9 @@ fn spawn_committer(
                     let _ = internal.send(Internal::Committed(job.offsets));
                 }
                 Err(e) => warn!(error = %e, "offset commit failed"),
+            }
+            if job.auto {
+                let _ = internal.send(Internal::AutoCommitEnded);
             }
             if let Some(reply) = job.reply {
                 let _ = reply.send(result);

@@ -50,6 +50,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::fast_hash::FastMap;
 use bytes::Bytes;
 use kafka_wire::records::{Header, Record};
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -124,6 +125,8 @@ struct CurrentChunk {
     cursor: Arc<Cursor>,
     records: std::vec::IntoIter<Record>,
     next_offset: i64,
+    /// Whether a record of it was returned (its assignment is in `handed`).
+    handed: bool,
 }
 
 /// A Kafka consumer. Create it inside a tokio runtime; it is a [`Stream`](futures_core::Stream)
@@ -138,8 +141,10 @@ pub struct Consumer {
     returned: Option<i64>,
     /// Assignments whose records were returned since the last
     /// [`group_metadata`](Consumer::group_metadata): they must all still be
-    /// this consumer's when those records' offsets are committed.
-    handed: Vec<Arc<Assignment>>,
+    /// this consumer's when those records' offsets are committed. One per
+    /// partition, so it stays small however long the consumer runs without
+    /// asking.
+    handed: FastMap<TopicPartition, Arc<Assignment>>,
     driver: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -198,7 +203,7 @@ impl Consumer {
             shared,
             current: None,
             returned: None,
-            handed: Vec::new(),
+            handed: FastMap::default(),
             driver: Some(driver),
         })
     }
@@ -281,9 +286,19 @@ impl Consumer {
                 if !current.cursor.is_revoked() {
                     if let Some(record) = current.records.next() {
                         self.returned = Some(record.offset + 1);
-                        let assignment = &current.cursor.assignment;
-                        if !self.handed.iter().rev().any(|a| Arc::ptr_eq(a, assignment)) {
-                            self.handed.push(assignment.clone());
+                        if !current.handed {
+                            current.handed = true;
+                            let assignment = &current.cursor.assignment;
+                            // One entry per partition: an ended assignment
+                            // stays until `group_metadata` reports it.
+                            self.handed
+                                .entry(assignment.tp.clone())
+                                .and_modify(|held| {
+                                    if !held.has_ended() {
+                                        *held = assignment.clone();
+                                    }
+                                })
+                                .or_insert_with(|| assignment.clone());
                         }
                         return Poll::Ready(Some(Ok(ConsumerRecord {
                             topic: current.cursor.topic.clone(),
@@ -318,6 +333,7 @@ impl Consumer {
                         cursor,
                         records: records.into_iter(),
                         next_offset,
+                        handed: false,
                     });
                 }
                 Poll::Ready(Some(Delivery::Error { cursor, error })) => {
@@ -468,8 +484,13 @@ impl Consumer {
         // generation is visible here, so owned-after means owned-under.
         let (metadata, subscribed) = self.call(Command::GroupMetadata).await?;
         let handed = std::mem::take(&mut self.handed);
+        // The chunk in hand goes on being handed out: its next record puts
+        // its assignment back.
+        if let Some(current) = self.current.as_mut() {
+            current.handed = false;
+        }
         let revoked: Vec<TopicPartition> = handed
-            .iter()
+            .values()
             .filter(|a| a.has_ended())
             .map(|a| a.tp.clone())
             .collect();

@@ -31,32 +31,41 @@ impl Default for LoopOptions {
     }
 }
 
-/// Up to `max_batch` records: the first waits until the consumer has been
-/// idle for `idle_timeout`, the rest
-/// up to `max_wait` altogether. An error before the first record is
-/// returned; an error after it ends the batch and waits in `deferred` for
-/// the next call, so the records already taken from the consumer (whose
-/// positions moved past them) are processed, not dropped.
-pub(crate) async fn next_batch(
+/// The first record of the next batch: it waits until the consumer has been
+/// idle for `idle_timeout` (`None` when it was: the run is over). An error
+/// met after the previous batch's first record (`deferred`) comes first.
+pub(crate) async fn first_record(
     consumer: &mut Consumer,
     options: &LoopOptions,
     deferred: &mut Option<ConsumeError>,
-) -> Result<Vec<ConsumerRecord>, ConsumeError> {
+) -> Result<Option<ConsumerRecord>, ConsumeError> {
     if let Some(error) = deferred.take() {
         return Err(error);
     }
-    let first = match options.idle_timeout {
-        Some(idle) => loop {
-            match consumer.poll(idle).await {
-                Some(record) => break record?,
-                // Quiet, maybe only because a rebalance or a position lookup
-                // is under way: idle means nothing is left to read.
-                None if consumer.caught_up().await? => return Ok(Vec::new()),
-                None => tracing::debug!("no record for the idle timeout, but not caught up"),
-            }
-        },
-        None => consumer.recv().await?,
+    let Some(idle) = options.idle_timeout else {
+        return consumer.recv().await.map(Some);
     };
+    loop {
+        match consumer.poll(idle).await {
+            Some(record) => return record.map(Some),
+            // Quiet, maybe only because a rebalance or a position lookup is
+            // under way: idle means nothing is left to read.
+            None if consumer.caught_up().await? => return Ok(None),
+            None => tracing::debug!("no record for the idle timeout, but not caught up"),
+        }
+    }
+}
+
+/// `first` and the records that follow it within `max_wait`, up to
+/// `max_batch`. An error ends the batch and waits in `deferred` for the
+/// next call, so the records already taken from the consumer (whose
+/// positions moved past them) are processed, not dropped.
+pub(crate) async fn rest_of_batch(
+    consumer: &mut Consumer,
+    options: &LoopOptions,
+    first: ConsumerRecord,
+    deferred: &mut Option<ConsumeError>,
+) -> Vec<ConsumerRecord> {
     let mut batch = vec![first];
     let deadline = Instant::now() + options.max_wait;
     while batch.len() < options.max_batch {
@@ -70,7 +79,7 @@ pub(crate) async fn next_batch(
             None => break,
         }
     }
-    Ok(batch)
+    batch
 }
 
 /// The offset after the last record of each partition in `batch`.
@@ -110,6 +119,19 @@ pub(crate) async fn rewind(
         let tp = TopicPartition::new(&*record.topic, record.partition);
         let entry = first.entry(tp).or_insert(record.offset);
         *entry = (*entry).min(record.offset);
+    }
+    // Partitions taken away meanwhile are their new owner's: asking for
+    // their committed offsets could wait out the new owner's open
+    // transaction (UNSTABLE_OFFSET_COMMIT) for nothing.
+    let owned: std::collections::HashSet<TopicPartition> = consumer
+        .assignment()
+        .await?
+        .into_iter()
+        .map(|(tp, _)| tp)
+        .collect();
+    first.retain(|tp, _| owned.contains(tp));
+    if first.is_empty() {
+        return Ok(());
     }
     let committed = consumer.committed(first.keys().cloned().collect()).await?;
     for (tp, offset) in committed {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::batch::{next_batch, next_offsets, recover, rewind, LoopOptions};
+use super::batch::{first_record, next_offsets, recover, rest_of_batch, rewind, LoopOptions};
 use super::{CommitPoint, DeliveryGuarantee, Promise};
 use crate::config::ConfigError;
 use crate::consumer::{ConsumeError, Consumer, ConsumerRecord, TopicPartition};
@@ -85,12 +85,23 @@ impl ProcessError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Consume(error) => error.is_retriable() && !error.is_rebalance(),
-            Self::Produce(error) => matches!(
-                error,
-                ProduceError::BufferFull { .. } | ProduceError::Connection(_)
-            ),
+            Self::Produce(error) => output_error_is_transient(error),
             _ => false,
         }
+    }
+}
+
+/// An output the cluster could not take now but may later (no leader, a
+/// timeout, full buffers): the record is not at fault, so the failure
+/// policy is not charged; the batch is processed again. Anything else —
+/// too large, invalid, not authorised, fatal — is the record's own.
+fn output_error_is_transient(error: &ProduceError) -> bool {
+    match error {
+        ProduceError::BufferFull { .. }
+        | ProduceError::Connection(_)
+        | ProduceError::DeliveryTimeout { .. } => true,
+        ProduceError::Broker { code, .. } => code.class().is_retriable(),
+        _ => false,
     }
 }
 
@@ -109,11 +120,7 @@ impl RecordFailure {
     fn is_permanent(&self) -> bool {
         match self {
             Self::Handler(_) => false,
-            Self::Output(error) => match error {
-                ProduceError::RecordTooLarge { .. } | ProduceError::InvalidPartition { .. } => true,
-                ProduceError::Broker { code, .. } => !code.class().is_retriable(),
-                _ => false,
-            },
+            Self::Output(error) => !output_error_is_transient(error),
         }
     }
 
@@ -318,10 +325,9 @@ impl Processor {
     }
 
     /// As [`run`](Self::run), and also stops when `stop` completes — never
-    /// while a batch is processed or committed, so nothing is left
-    /// half-committed (for a graceful shutdown on SIGTERM; then
-    /// [`close`](Self::close)). A batch still being collected is dropped
-    /// uncommitted; its records come again to whoever consumes next.
+    /// while a batch is collected, processed or committed, so nothing is
+    /// left half-committed and no record taken from the consumer is dropped
+    /// (for a graceful shutdown on SIGTERM; then [`close`](Self::close)).
     pub async fn run_until<H, S>(
         &mut self,
         topics: &[&str],
@@ -335,23 +341,29 @@ impl Processor {
         self.consumer.subscribe(topics.iter().copied()).await?;
         let mut stop = std::pin::pin!(stop);
         loop {
-            // A stop is taken only while a batch is collected, before any
-            // of it is processed.
-            let next = tokio::select! {
+            // A stop is taken only while waiting for a batch's first
+            // record: once records are taken from the consumer, they are
+            // processed and committed before the stop.
+            let first = tokio::select! {
                 biased;
                 () = &mut stop => return Ok(self.stats.clone()),
-                next = next_batch(&mut self.consumer, &self.config.batching, &mut self.deferred) => next,
+                first = first_record(&mut self.consumer, &self.config.batching, &mut self.deferred) => first,
             };
-            let batch = match next {
-                Ok(batch) => batch,
+            let first = match first {
+                Ok(Some(first)) => first,
+                Ok(None) => return Ok(self.stats.clone()),
                 Err(error) => {
                     self.through_transient(error.into(), &[]).await?;
                     continue;
                 }
             };
-            if batch.is_empty() {
-                return Ok(self.stats.clone());
-            }
+            let batch = rest_of_batch(
+                &mut self.consumer,
+                &self.config.batching,
+                first,
+                &mut self.deferred,
+            )
+            .await;
             let processed = match self.guarantee.commit_point() {
                 CommitPoint::BeforeProcessing => self.at_most_once(&batch, &mut handler).await,
                 CommitPoint::AfterProcessing => self.at_least_once(&batch, &mut handler).await,
@@ -501,8 +513,15 @@ impl Processor {
             }
             self.stats.batches_committed += 1;
             self.stats.records_committed += done.len() as u64;
+            self.forget_attempts(done);
         }
         let pause = match output_failure {
+            Some(error) if output_error_is_transient(&error) => {
+                // Not the record's fault: processed again from here,
+                // within `task_timeout`.
+                self.stats.output_errors += 1;
+                return Err(ProcessError::Produce(error));
+            }
             Some(error) => {
                 let record = &batch[processed];
                 match self.on_record_failure(record, RecordFailure::Output(error))? {
@@ -548,6 +567,21 @@ impl Processor {
                 Next::Skip(replacement) => Ok(Ok(replacement.into_iter().collect())),
                 Next::Redeliver(pause) => Ok(Err(pause)),
             },
+        }
+    }
+
+    /// Committed records' failures are history: their counts would only
+    /// grow the map.
+    fn forget_attempts(&mut self, committed: &[ConsumerRecord]) {
+        if self.attempts.is_empty() {
+            return;
+        }
+        for record in committed {
+            let key = (
+                TopicPartition::new(&*record.topic, record.partition),
+                record.offset,
+            );
+            self.attempts.remove(&key);
         }
     }
 
@@ -604,7 +638,15 @@ impl Processor {
                 self.stats.outputs_sent += outputs;
                 self.stats.batches_committed += 1;
                 self.stats.records_committed += batch.len() as u64;
+                self.forget_attempts(batch);
                 Ok(())
+            }
+            Err(TxnOutcome::Output { error, .. }) if output_error_is_transient(&error) => {
+                // Not the record's fault: aborted, and processed again
+                // within `task_timeout`.
+                self.stats.output_errors += 1;
+                self.stats.transactions_aborted += 1;
+                Err(ProcessError::Produce(error))
             }
             Err(TxnOutcome::Output { index, error }) => {
                 recover(&self.producer).await?;

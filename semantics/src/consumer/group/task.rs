@@ -291,7 +291,23 @@ impl GroupTask {
         let mut topics: Vec<String> = members.iter().flat_map(|m| m.topics.clone()).collect();
         topics.sort();
         topics.dedup();
-        let counts = self.partition_counts(&topics).await;
+        // A failed lookup would leave topics out of the assignment until the
+        // next rebalance: a few tries, then the cache.
+        let config = &self.shared.config;
+        let mut counts = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                tokio::time::sleep(config.retry_backoff).await;
+            }
+            counts = self.partition_counts(&topics, config.request_timeout).await;
+            if counts.is_some() {
+                break;
+            }
+        }
+        let counts = counts.unwrap_or_else(|| {
+            warn!("metadata for the assignment failed; assigning from the cache");
+            self.cached_partition_counts(&topics)
+        });
         let plan = assignor.assign(&members, &counts);
         debug!(assignor = assignor.name(), ?plan, "computed assignment");
         self.assigned_from = Some((counts, std::time::Instant::now()));
@@ -304,13 +320,30 @@ impl GroupTask {
             .collect()
     }
 
-    /// Partition counts of `topics` from one Metadata request. Topics that do
-    /// not exist (yet) are left out, as in the Java client, without waiting
-    /// for them: the leader must answer SyncGroup within the rebalance.
-    async fn partition_counts(&self, topics: &[String]) -> BTreeMap<String, i32> {
-        if let Err(e) = self.shared.cluster.refresh(topics).await {
-            debug!(error = %e, "metadata for the assignment failed; using the cache");
+    /// Partition counts of `topics` from one Metadata request answered
+    /// `within`; `None` if it failed. Topics that do not exist (yet) are
+    /// left out, as in the Java client, without waiting for them: the leader
+    /// must answer SyncGroup within the rebalance.
+    async fn partition_counts(
+        &self,
+        topics: &[String],
+        within: Duration,
+    ) -> Option<BTreeMap<String, i32>> {
+        match tokio::time::timeout(within, self.shared.cluster.refresh(topics)).await {
+            Ok(Ok(_)) => Some(self.cached_partition_counts(topics)),
+            Ok(Err(e)) => {
+                debug!(error = %e, "metadata for the assignment failed");
+                None
+            }
+            Err(_) => {
+                debug!("metadata for the assignment timed out");
+                None
+            }
         }
+    }
+
+    /// Partition counts of `topics` the cluster cache knows.
+    fn cached_partition_counts(&self, topics: &[String]) -> BTreeMap<String, i32> {
         topics
             .iter()
             .filter_map(|topic| match self.shared.cluster.cached_topic(topic) {
@@ -337,7 +370,15 @@ impl GroupTask {
             .collect();
         topics.sort();
         topics.dedup();
-        let now = self.partition_counts(&topics).await;
+        // Bounded by the heartbeat interval, so a slow lookup never costs the
+        // session; a failed one is retried at the next heartbeat, not read as
+        // topics gone.
+        let Some(now) = self
+            .partition_counts(&topics, self.shared.config.heartbeat_interval)
+            .await
+        else {
+            return false;
+        };
         self.assigned_from = Some((before.clone(), std::time::Instant::now()));
         now != before
     }
@@ -349,24 +390,30 @@ impl GroupTask {
             return Step::Rejoin;
         }
         let interval = self.shared.config.heartbeat_interval;
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            changed = self.subscription.changed() => {
-                if changed.is_ok() {
-                    debug!("subscription changed; rejoining");
-                    self.membership.start_join();
-                    return Step::Rejoin;
+        // One deadline for the whole wait: a stale refusal below must not
+        // push the heartbeat back.
+        let due = tokio::time::sleep(interval);
+        tokio::pin!(due);
+        let mut driver_gone = false;
+        loop {
+            tokio::select! {
+                () = &mut due => break,
+                changed = self.subscription.changed(), if !driver_gone => {
+                    if changed.is_ok() {
+                        debug!("subscription changed; rejoining");
+                        self.membership.start_join();
+                        return Step::Rejoin;
+                    }
+                    // The driver is gone; keep heartbeating until shutdown.
+                    driver_gone = true;
                 }
-                // The driver is gone; keep heartbeating until shutdown.
-                tokio::time::sleep(interval).await;
-            }
-            (generation, code) = self.group.commit_refused() => {
-                // A refusal under an older generation says nothing of this one.
-                if generation == self.membership.generation() {
-                    debug!(%code, "offset commit refused; rejoining");
-                    return self.membership.on_commit_error(code);
+                (generation, code) = self.group.commit_refused() => {
+                    // A refusal under an older generation says nothing of this one.
+                    if generation == self.membership.generation() {
+                        debug!(%code, "offset commit refused; rejoining");
+                        return self.membership.on_commit_error(code);
+                    }
                 }
-                return Step::Proceed;
             }
         }
         let request = requests::heartbeat_request(&self.group.group_id, &self.membership);
