@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use kafka_wire::conn::{connect, ConnectionConfig};
-use kafka_wire::protocol::messages::create_topics_request::CreatableTopic;
+use kafka_wire::protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_wire::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_wire::protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsTopic,
@@ -49,13 +49,33 @@ pub async fn create_topic(
     topic: &str,
     partitions: i32,
 ) -> Result<(), OpError> {
+    create_topic_with_configs(connection, topic, partitions, &[]).await
+}
+
+/// Creates `topic` with topic-level `configs` (e.g. `max.message.bytes`);
+/// an existing topic is fine.
+pub async fn create_topic_with_configs(
+    connection: &Connection,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) -> Result<(), OpError> {
+    let configs = configs
+        .iter()
+        .map(|(name, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string((*name).to_owned()))
+                .with_value(Some(StrBytes::from_string((*value).to_owned())))
+        })
+        .collect();
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(30_000)
         .with_topics(vec![CreatableTopic::default()
             .with_name(topic_name(topic))
             .with_num_partitions(partitions)
             // -1: the cluster's default.replication.factor (CreateTopics v4+).
-            .with_replication_factor(-1)]);
+            .with_replication_factor(-1)
+            .with_configs(configs)]);
     let response = connection.send(&request).await?;
     let result = response
         .topics

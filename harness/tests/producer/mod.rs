@@ -78,7 +78,13 @@ async fn read_back(bootstrap: &str, topic: &str, expected: usize) -> Vec<Vec<u8>
                         .map(|v| String::from_utf8_lossy(&v[..10]).to_string())
                 );
             }
-            for record in batch.records.into_iter().filter(|r| r.offset >= offset) {
+            // Transaction markers are not records of the application.
+            let records = if batch.header.attributes.control {
+                Vec::new()
+            } else {
+                batch.records
+            };
+            for record in records.into_iter().filter(|r| r.offset >= offset) {
                 values.push(record.value.map(|v| v.to_vec()).unwrap_or_default());
             }
             offset = batch.header.next_offset();
@@ -919,4 +925,70 @@ async fn flush_returns_while_other_tasks_keep_sending() {
     let background_sent = background.await.unwrap();
     assert!(background_sent > 0);
     producer.close(Duration::from_secs(10)).await;
+}
+
+/// Batches larger than the topic's `max.message.bytes` (4 KiB here, 64 KiB
+/// batches): the broker refuses them with MESSAGE_TOO_LARGE, and the producer
+/// splits them and resends the pieces in their place — every record written
+/// once and in order, idempotent or inside a transaction. Before the split
+/// every record of a refused batch failed.
+async fn refused_batches_are_split(transactional: bool) {
+    let bootstrap = test_broker::bootstrap();
+    let topic = unique_topic("split");
+    let connection = connect(&bootstrap, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    wire_ops::create_topic_with_configs(&connection, &topic, 1, &[("max.message.bytes", "4096")])
+        .await
+        .unwrap();
+    let transactional_id = unique_topic("split-txn");
+    let mut extra = vec![("linger.ms", "50"), ("batch.size", "65536")];
+    if transactional {
+        extra.push(("transactional.id", transactional_id.as_str()));
+    }
+    let producer = producer(&bootstrap, &extra);
+    if transactional {
+        producer.init_transactions().await.unwrap();
+        producer.begin_transaction().await.unwrap();
+    }
+    const COUNT: usize = 2_000;
+    let mut futures = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        futures.push(
+            producer
+                .send(ProducerRecord::new(topic.as_str(), value(i)).partition(0))
+                .await
+                .unwrap(),
+        );
+    }
+    if transactional {
+        producer.commit_transaction().await.unwrap();
+    }
+    let mut offsets = Vec::with_capacity(COUNT);
+    for future in futures {
+        offsets.push(future.await.unwrap().offset);
+    }
+    assert!(
+        offsets.windows(2).all(|w| w[1] > w[0]),
+        "offsets follow the send order"
+    );
+    assert!(
+        producer.metrics().batches_split > 0,
+        "{:?}",
+        producer.metrics()
+    );
+    let read = read_back(&bootstrap, &topic, COUNT).await;
+    let expected: Vec<Vec<u8>> = (0..COUNT).map(value).collect();
+    assert_eq!(read.len(), COUNT);
+    assert!(read == expected, "each record once, in order");
+}
+
+#[tokio::test]
+async fn batches_over_the_topics_max_message_bytes_are_split_and_resent() {
+    refused_batches_are_split(false).await;
+}
+
+#[tokio::test]
+async fn a_transaction_splits_batches_over_the_topics_max_message_bytes() {
+    refused_batches_are_split(true).await;
 }

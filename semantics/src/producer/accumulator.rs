@@ -22,6 +22,10 @@ use super::delivery::{BatchOutcome, DeliveryFuture};
 use crate::error::ProduceError;
 use crate::fast_hash::FastMap;
 
+/// Room in a batch's order for the pieces of splits (each split at least
+/// halves a batch, so twenty levels reach single records from 1M records).
+const ORDER_BITS_PER_BATCH: u32 = 20;
+
 /// A batch being filled.
 pub(crate) struct OpenBatch {
     builder: BatchBuilder,
@@ -43,6 +47,9 @@ pub(crate) struct ClosedBatch {
     pub buffer_bytes: usize,
     /// Order of creation within the partition: retries go back in this order.
     pub order: u64,
+    /// Orders from `order` up to `order + order_span` belong to this batch:
+    /// the pieces of a split take theirs from that range.
+    pub order_span: u64,
     pub attempts: u32,
     pub retry_at: Option<Instant>,
     pub last_error: Option<String>,
@@ -54,6 +61,17 @@ pub(crate) struct ClosedBatch {
     pub sent_alone: bool,
     /// Handed to a request whose answer has not been read yet.
     pub awaiting_answer: bool,
+}
+
+impl ClosedBatch {
+    /// Bytes the batch takes on the wire (before compression if not sealed).
+    pub fn encoded_len(&self) -> usize {
+        match (&self.sealed, &self.builder) {
+            (Some(sealed), _) => sealed.len(),
+            (None, Some(builder)) => builder.size_in_bytes(),
+            (None, None) => 0,
+        }
+    }
 }
 
 // Nothing is lost silently: a batch dropped before it was settled (producer
@@ -101,7 +119,7 @@ pub(crate) struct PartitionQueue {
 impl PartitionQueue {
     fn close_open(&mut self) {
         let Some(open) = self.open.take() else { return };
-        let order = self.next_order;
+        let order = self.next_order << ORDER_BITS_PER_BATCH;
         self.next_order += 1;
         self.closed.push_back(ClosedBatch {
             record_count: open.builder.record_count(),
@@ -112,6 +130,7 @@ impl PartitionQueue {
             created: open.created,
             buffer_bytes: open.buffer_bytes,
             order,
+            order_span: 1 << ORDER_BITS_PER_BATCH,
             attempts: 0,
             retry_at: None,
             last_error: None,

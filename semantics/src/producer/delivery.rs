@@ -2,7 +2,9 @@
 //!
 //! A record's future holds the batch's outcome and its index in the batch, so
 //! completing a batch of thousands of records is one write and one wake-up
-//! pass, not one channel per record.
+//! pass, not one channel per record. A batch the broker refused as too large
+//! is split: its outcome then points at its pieces' outcomes, and each future
+//! follows the piece that holds its record.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,6 +30,9 @@ pub(crate) struct BatchOutcome {
     pub topic: Arc<str>,
     pub partition: i32,
     result: OnceLock<Result<BatchAck, ProduceError>>,
+    /// Set instead of `result` when the batch was split: each piece's first
+    /// offset delta in this batch, and its outcome, in order.
+    pieces: OnceLock<Vec<(i32, Arc<BatchOutcome>)>>,
     wakers: Mutex<Vec<Waker>>,
 }
 
@@ -38,21 +43,48 @@ impl BatchOutcome {
             topic,
             partition,
             result: OnceLock::new(),
+            pieces: OnceLock::new(),
             wakers: Mutex::new(Vec::new()),
         })
     }
 
-    /// Settles the batch once; later calls are ignored.
+    /// Settles the batch once; later calls (and calls after a split) are
+    /// ignored.
     pub fn complete(&self, result: Result<BatchAck, ProduceError>) {
-        if self.result.set(result).is_ok() {
-            for waker in std::mem::take(&mut *self.wakers.lock().expect("waker lock")) {
-                waker.wake();
-            }
+        if self.pieces.get().is_none() && self.result.set(result).is_ok() {
+            self.wake_all();
         }
     }
 
+    /// Hands the batch's records over to the outcomes of its pieces: `pieces`
+    /// holds each piece's first offset delta in this batch, ascending from 0.
+    pub fn split_into(&self, pieces: Vec<(i32, Arc<BatchOutcome>)>) {
+        if self.result.get().is_none() && self.pieces.set(pieces).is_ok() {
+            self.wake_all();
+        }
+    }
+
+    fn wake_all(&self) {
+        for waker in std::mem::take(&mut *self.wakers.lock().expect("waker lock")) {
+            waker.wake();
+        }
+    }
+
+    /// Settled, or handed over to its pieces.
     pub fn is_complete(&self) -> bool {
-        self.result.get().is_some()
+        self.result.get().is_some() || self.pieces.get().is_some()
+    }
+
+    /// The piece holding the record at `offset_delta`, and the record's
+    /// delta inside it, once the batch was split.
+    fn piece_of(&self, offset_delta: i32) -> Option<(Arc<BatchOutcome>, i32)> {
+        let pieces = self.pieces.get()?;
+        let (first, piece) = pieces
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= offset_delta)
+            .or_else(|| pieces.first())?;
+        Some((piece.clone(), offset_delta - first))
     }
 }
 
@@ -117,27 +149,37 @@ impl Future for DeliveryFuture {
     type Output = Result<Delivery, ProduceError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.state {
-            FutureState::Failed(error) => {
-                Poll::Ready(Err(error.take().unwrap_or(ProduceError::Closed)))
-            }
-            FutureState::Pending {
-                batch,
-                offset_delta,
-                timestamp,
-            } => {
-                if let Some(result) = Self::resolve(batch, *offset_delta, *timestamp) {
-                    return Poll::Ready(result);
+        loop {
+            match &mut self.state {
+                FutureState::Failed(error) => {
+                    return Poll::Ready(Err(error.take().unwrap_or(ProduceError::Closed)))
                 }
-                let mut wakers = batch.wakers.lock().expect("waker lock");
-                // Re-check under the lock: `complete` drains wakers after setting.
-                if let Some(result) = Self::resolve(batch, *offset_delta, *timestamp) {
-                    return Poll::Ready(result);
+                FutureState::Pending {
+                    batch,
+                    offset_delta,
+                    timestamp,
+                } => {
+                    if let Some(result) = Self::resolve(batch, *offset_delta, *timestamp) {
+                        return Poll::Ready(result);
+                    }
+                    if let Some((piece, delta)) = batch.piece_of(*offset_delta) {
+                        (*batch, *offset_delta) = (piece, delta);
+                        continue;
+                    }
+                    let mut wakers = batch.wakers.lock().expect("waker lock");
+                    // Re-check under the lock: `complete` and `split_into`
+                    // drain wakers after setting.
+                    if let Some(result) = Self::resolve(batch, *offset_delta, *timestamp) {
+                        return Poll::Ready(result);
+                    }
+                    if batch.pieces.get().is_some() {
+                        continue;
+                    }
+                    if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
+                        wakers.push(cx.waker().clone());
+                    }
+                    return Poll::Pending;
                 }
-                if !wakers.iter().any(|w| w.will_wake(cx.waker())) {
-                    wakers.push(cx.waker().clone());
-                }
-                Poll::Pending
             }
         }
     }

@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub retries: AtomicU64,
     pub requests_in_flight: AtomicU64,
     pub epoch_bumps: AtomicU64,
+    pub batches_split: AtomicU64,
 }
 
 impl Counters {
@@ -33,6 +34,7 @@ impl Counters {
             retries: read(&self.retries),
             requests_in_flight: read(&self.requests_in_flight),
             epoch_bumps: read(&self.epoch_bumps),
+            batches_split: read(&self.batches_split),
         }
     }
 }
@@ -54,4 +56,7 @@ pub struct ProducerMetrics {
     pub requests_in_flight: u64,
     /// Producer epoch bumps (KIP-360) and re-initialisations.
     pub epoch_bumps: u64,
+    /// Batches the broker refused as too large (MESSAGE_TOO_LARGE) and that
+    /// were split into smaller ones and resent.
+    pub batches_split: u64,
 }

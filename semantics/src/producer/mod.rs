@@ -23,6 +23,7 @@ mod request;
 mod sender;
 pub mod sequence;
 mod shared;
+mod split;
 mod transactional;
 pub mod txn;
 

@@ -34,8 +34,6 @@ pub(crate) enum InFlight {
             >,
         >,
     ),
-    /// No healthy connection yet: connect, then send.
-    Unsent(ProduceRequest),
     /// `acks=0`: sent, no answer will come.
     NoAnswer,
     /// Sealing or queueing failed.
@@ -50,8 +48,13 @@ pub(crate) fn dispatch_request(shared: &Shared, broker: i32, batches: &mut [Outb
         Ok(request) => request,
         Err(error) => return InFlight::Failed(error),
     };
+    // The sender dispatches only to brokers it just found healthy; if the
+    // connection died since, the batches go back to their queues rather than
+    // waiting for a new one in a task of their own, where they could overtake
+    // a later request (order on the wire is the log's order without
+    // idempotence).
     let Some(connection) = shared.cluster.healthy(broker) else {
-        return InFlight::Unsent(request);
+        return InFlight::Failed(kafka_wire::ConnError::Closed.into());
     };
     if shared.config.acks == Acks::None {
         return match connection.send_without_response(&request) {
@@ -67,22 +70,12 @@ pub(crate) fn dispatch_request(shared: &Shared, broker: i32, batches: &mut [Outb
 
 /// Waits for what [`dispatch_request`] started.
 pub(crate) async fn complete_request(
-    shared: &Shared,
-    broker: i32,
     in_flight: InFlight,
 ) -> Result<Option<ProduceResponse>, ProduceError> {
     match in_flight {
         InFlight::Queued(answer) => Ok(Some(answer.await?)),
         InFlight::NoAnswer => Ok(None),
         InFlight::Failed(error) => Err(error),
-        InFlight::Unsent(request) => {
-            let connection = shared.cluster.connection(broker).await?;
-            if shared.config.acks == Acks::None {
-                connection.send_without_response(&request)?;
-                return Ok(None);
-            }
-            Ok(Some(connection.send(&request).await?))
-        }
     }
 }
 

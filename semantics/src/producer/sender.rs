@@ -31,8 +31,18 @@ use super::request::{
 };
 use super::sequence::{ResetError, SequenceVerdict, Sequences};
 use super::shared::Shared;
+use super::split::split;
 use crate::config::Acks;
 use crate::error::ProduceError;
+
+/// The batch is larger than the topic's `max.message.bytes` (or the broker's).
+const MESSAGE_TOO_LARGE: KafkaCode = KafkaCode(10);
+
+/// Upper bounds of what a Produce request adds around its batches: header,
+/// transactional id, acks, timeout; and per partition (topic name, index,
+/// records length). Only used to keep requests within `max.request.size`.
+const REQUEST_OVERHEAD: usize = 512;
+const PARTITION_OVERHEAD: usize = 320;
 
 /// What one Produce request came back with.
 struct Returned {
@@ -185,6 +195,7 @@ impl Sender {
         let force = shared.flushing.load(Ordering::Acquire) > 0 || shared.is_closed();
         let mut wake_at = now + Duration::from_millis(100);
         let mut requests: HashMap<i32, Vec<Outbound>> = HashMap::new();
+        let mut request_bytes: HashMap<i32, usize> = HashMap::new();
         let mut unknown_leaders = Vec::new();
         let mut connect_to = Vec::new();
         let mut expired = Vec::new();
@@ -234,6 +245,15 @@ impl Sender {
                     {
                         continue;
                     }
+                    // max.request.size bounds the request, not only a record:
+                    // a batch that does not fit goes in the next request.
+                    let bytes = request_bytes.entry(leader).or_insert(REQUEST_OVERHEAD);
+                    let batch_bytes = front.encoded_len() + PARTITION_OVERHEAD;
+                    if *bytes > REQUEST_OVERHEAD && *bytes + batch_bytes > config.max_request_size {
+                        wake_at = now;
+                        continue;
+                    }
+                    *bytes += batch_bytes;
                     let request = requests.entry(leader).or_default();
                     let mut batch = queue.closed.pop_front().expect("checked");
                     let restamp = self.stamp(&topic.name, partition, &mut batch);
@@ -343,7 +363,7 @@ impl Sender {
         let in_flight = dispatch_request(&shared, broker, &mut batches);
         self.in_flight.spawn(
             async move {
-                let result = complete_request(&shared, broker, in_flight).await;
+                let result = complete_request(in_flight).await;
                 let bytes: usize = batches
                     .iter()
                     .filter_map(|b| b.batch.sealed.as_ref())
@@ -470,6 +490,9 @@ impl Sender {
         if code.is_ok() {
             return self.acknowledge(outbound, answer.base_offset, answer.log_append_time);
         }
+        if code == MESSAGE_TOO_LARGE && outbound.batch.record_count > 1 {
+            return self.split_and_requeue(outbound, answer.message);
+        }
         let verdict = self
             .sequences
             .as_ref()
@@ -586,6 +609,45 @@ impl Sender {
                 log_append_time,
             }),
         );
+    }
+
+    /// MESSAGE_TOO_LARGE for a batch of several records: the broker wrote
+    /// none of it, so its pieces are resent in its place, with its sequences.
+    /// Later batches of the partition already in flight come back
+    /// OUT_OF_ORDER and are resent after the pieces.
+    fn split_and_requeue(&mut self, outbound: Outbound, message: Option<String>) {
+        let config = &self.shared.config;
+        let pieces = split(
+            &outbound.batch,
+            config.compression,
+            self.shared.txn.is_some(),
+            config.batch_size,
+        );
+        let pieces = match pieces {
+            Ok(pieces) => pieces,
+            Err(why) => {
+                debug!(?why, "a batch refused as too large cannot be split");
+                let error = ProduceError::Broker {
+                    topic: outbound.topic.clone(),
+                    partition: outbound.partition,
+                    code: MESSAGE_TOO_LARGE,
+                    message,
+                };
+                return self.finish(outbound, Err(error));
+            }
+        };
+        debug!(topic = %outbound.topic, partition = outbound.partition, pieces = pieces.len(), "batch refused as too large: split");
+        Counters::add(&self.shared.counters.batches_split, 1);
+        self.shared
+            .batches_added(outbound.batch.outcome.id, pieces.len() - 1);
+        let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+        let (_, queue) = accumulator.queue(&outbound.topic, outbound.partition);
+        queue.in_flight = queue.in_flight.saturating_sub(1);
+        for piece in pieces {
+            queue.requeue(piece);
+        }
+        // The refused batch is settled through its pieces: dropping it
+        // reports nothing.
     }
 
     fn retry_or_fail(&mut self, outbound: Outbound, error: ProduceError, retriable: bool) {

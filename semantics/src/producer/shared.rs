@@ -1,6 +1,6 @@
 //! State shared by the producer handle (user tasks) and the sender task.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -24,8 +24,9 @@ pub(crate) struct Shared {
     pub buffer: Semaphore,
     /// Batches opened and not yet settled.
     pending: AtomicUsize,
-    /// Ids of batches opened and not yet settled, oldest first.
-    unsettled: Mutex<BTreeSet<u64>>,
+    /// Ids of batches opened and not yet settled, oldest first, with how
+    /// many pieces of each are unsettled (more than one once split).
+    unsettled: Mutex<BTreeMap<u64, usize>>,
     /// Signalled whenever a batch settles.
     pub idle: Notify,
     /// Callers inside `flush()`: linger is ignored while there are any.
@@ -66,7 +67,7 @@ impl Shared {
             wake: Notify::new(),
             buffer,
             pending: AtomicUsize::new(0),
-            unsettled: Mutex::new(BTreeSet::new()),
+            unsettled: Mutex::new(BTreeMap::new()),
             idle: Notify::new(),
             flushing: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
@@ -79,8 +80,19 @@ impl Shared {
 
     /// Counts a newly opened batch (called under the accumulator lock).
     pub fn batch_opened(&self, id: u64) {
-        self.pending.fetch_add(1, Ordering::AcqRel);
-        self.unsettled.lock().expect("unsettled lock").insert(id);
+        self.batches_added(id, 1);
+    }
+
+    /// Counts `count` more unsettled batches under `id`: a new batch, or the
+    /// extra pieces of a split one.
+    pub fn batches_added(&self, id: u64, count: usize) {
+        self.pending.fetch_add(count, Ordering::AcqRel);
+        *self
+            .unsettled
+            .lock()
+            .expect("unsettled lock")
+            .entry(id)
+            .or_default() += count;
     }
 
     /// True once every batch opened before `id` is settled.
@@ -88,8 +100,8 @@ impl Shared {
         self.unsettled
             .lock()
             .expect("unsettled lock")
-            .first()
-            .is_none_or(|&oldest| oldest >= id)
+            .first_key_value()
+            .is_none_or(|(&oldest, _)| oldest >= id)
     }
 
     pub fn pending_batches(&self) -> usize {
@@ -122,10 +134,15 @@ impl Shared {
         }
         batch.outcome.complete(result);
         self.buffer.add_permits(batch.buffer_bytes);
-        self.unsettled
-            .lock()
-            .expect("unsettled lock")
-            .remove(&batch.outcome.id);
+        {
+            let mut unsettled = self.unsettled.lock().expect("unsettled lock");
+            if let Some(count) = unsettled.get_mut(&batch.outcome.id) {
+                *count -= 1;
+                if *count == 0 {
+                    unsettled.remove(&batch.outcome.id);
+                }
+            }
+        }
         self.pending.fetch_sub(1, Ordering::AcqRel);
         // Flushes wait for the batches opened before them: wake them to look.
         self.idle.notify_waiters();
