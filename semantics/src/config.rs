@@ -532,7 +532,7 @@ impl Security {
         if tls {
             resolved.0 = Some(TlsConfig {
                 ca_location: self.ca_location,
-                server_name: None,
+                ..TlsConfig::default()
             });
         }
         if sasl {

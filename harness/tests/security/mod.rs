@@ -10,7 +10,6 @@ use kafka_wire::conn::scram::SaslError;
 use kafka_wire::conn::{connect, ConnError, ConnectionConfig, SaslConfig, SaslMechanism};
 use kafka_wire::records::{BatchBuilder, Compression, ProducerState};
 
-#[cfg(feature = "tls")]
 mod tls;
 
 fn sasl(mechanism: SaslMechanism, password: &str) -> ConnectionConfig {

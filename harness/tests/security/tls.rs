@@ -70,7 +70,7 @@ async fn tls_connects_to_a_trusted_broker_and_refuses_an_untrusted_one() {
 
     let trusted = TlsConfig {
         ca_location: Some(served.cert.clone()),
-        server_name: None,
+        ..TlsConfig::default()
     };
     let connection = connect(
         &broker.bootstrap(),
@@ -85,7 +85,7 @@ async fn tls_connects_to_a_trusted_broker_and_refuses_an_untrusted_one() {
 
     let untrusted = TlsConfig {
         ca_location: Some(stranger.cert),
-        server_name: None,
+        ..TlsConfig::default()
     };
     let refused = connect(
         &broker.bootstrap(),
