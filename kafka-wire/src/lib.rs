@@ -14,12 +14,20 @@
 //! kafka-wire reports facts (this response carried error code 45 for
 //! partition 3); the `semantics` crate decides what to do about them.
 //!
+//! # Features
+//! - `graviola` (default): TLS through rustls with graviola's cryptography,
+//!   so the default build compiles no C. It runs on x86_64 and aarch64 CPUs
+//!   with the extensions graviola needs ([`conn::tls_provider`]).
+//! - `ring`, `aws-lc-rs`: the other rustls providers, compiling C; used
+//!   where graviola cannot run, or alone with `default-features = false`.
+//!
 //! # References
 //! - Kafka protocol guide: <https://kafka.apache.org/protocol>
 //! - Record batch format: <https://kafka.apache.org/documentation/#recordbatch>
 //! - KIP-482 (flexible versions, tagged fields), KIP-511 (ApiVersions client
 //!   name), KIP-896 (versions removed in Kafka 4.0), KIP-98 (idempotence and
-//!   transactions), KIP-152 (SaslAuthenticate), RFC 5802 / RFC 7677 (SCRAM).
+//!   transactions), KIP-152 (SaslAuthenticate), RFC 5802 / RFC 7677 (SCRAM),
+//!   RFC 8446 (TLS 1.3: alerts a broker sends after the handshake).
 #![deny(missing_docs)]
 
 pub mod codec;

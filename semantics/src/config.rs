@@ -23,7 +23,10 @@
 //! | `allow.auto.create.topics` | `true` | |
 //! | `metadata.max.age.ms` (`topic.metadata.refresh.interval.ms`) | 300000 | metadata is refreshed at least this often |
 //! | `transactional.id` / `transaction.timeout.ms` | none / 60000 | enables transactions (needs idempotence) |
-//! | `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password`, `ssl.ca.location` | `PLAINTEXT` | |
+//! | `security.protocol`, `sasl.mechanism`, `sasl.username`, `sasl.password` | `PLAINTEXT` | `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT`, `SASL_SSL`; SASL `PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512` |
+//! | `ssl.ca.location` | required with SSL | PEM certificates to trust |
+//! | `ssl.certificate.location`, `ssl.key.location` | none | PEM client certificate chain and unencrypted key (mutual TLS) |
+//! | `ssl.endpoint.identification.algorithm` | `https` | the only value: the broker's certificate must name the host |
 //!
 //! Keys of Java or librdkafka that do not apply here (serializers, interceptors,
 //! statistics …) are accepted and ignored with a warning; any other key is an
@@ -489,6 +492,9 @@ pub(crate) struct Security {
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) ca_location: Option<std::path::PathBuf>,
+    pub(crate) certificate_location: Option<std::path::PathBuf>,
+    pub(crate) key_location: Option<std::path::PathBuf>,
+    pub(crate) endpoint_identification: Option<String>,
 }
 
 impl Security {
@@ -500,6 +506,11 @@ impl Security {
             "sasl.username" => self.username = Some(value.to_owned()),
             "sasl.password" => self.password = Some(value.to_owned()),
             "ssl.ca.location" => self.ca_location = Some(value.into()),
+            "ssl.certificate.location" => self.certificate_location = Some(value.into()),
+            "ssl.key.location" => self.key_location = Some(value.into()),
+            "ssl.endpoint.identification.algorithm" => {
+                self.endpoint_identification = Some(value.to_owned())
+            }
             _ => return false,
         }
         true
@@ -529,10 +540,23 @@ impl Security {
                 ))
             }
         };
+        if let Some(algorithm) = self.endpoint_identification.as_deref() {
+            if !algorithm.eq_ignore_ascii_case("https") {
+                // Java turns the server name check off with an empty value;
+                // this client always checks it.
+                return Err(invalid(
+                    "ssl.endpoint.identification.algorithm",
+                    algorithm,
+                    "https (the broker's certificate must name the host: the check cannot be turned off)",
+                ));
+            }
+        }
         if tls {
             resolved.0 = Some(TlsConfig {
                 ca_location: self.ca_location,
-                server_name: None,
+                certificate_location: self.certificate_location,
+                key_location: self.key_location,
+                ..TlsConfig::default()
             });
         }
         if sasl {

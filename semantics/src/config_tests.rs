@@ -125,6 +125,16 @@ fn errors_name_the_keys_and_allowed_values() {
             ],
             &["sasl.mechanism"],
         ),
+        (
+            &[
+                ("bootstrap.servers", "a:1"),
+                ("ssl.endpoint.identification.algorithm", ""),
+            ],
+            &[
+                "ssl.endpoint.identification.algorithm",
+                "cannot be turned off",
+            ],
+        ),
         (&[("linger.ms", "5")], &["bootstrap.servers"]),
     ];
     for (pairs, words) in cases {
@@ -144,10 +154,16 @@ fn sasl_and_tls_from_security_protocol() {
         ("sasl.username", "u"),
         ("sasl.password", "p"),
         ("ssl.ca.location", "/tmp/ca.pem"),
+        ("ssl.certificate.location", "/tmp/client.pem"),
+        ("ssl.key.location", "/tmp/client.key"),
+        ("ssl.endpoint.identification.algorithm", "https"),
     ])
     .unwrap();
     assert_eq!(config.sasl.unwrap().mechanism, SaslMechanism::ScramSha512);
-    assert!(config.tls.unwrap().ca_location.is_some());
+    let tls = config.tls.unwrap();
+    assert!(tls.ca_location.is_some());
+    assert_eq!(tls.certificate_location, Some("/tmp/client.pem".into()));
+    assert_eq!(tls.key_location, Some("/tmp/client.key".into()));
 }
 
 #[test]

@@ -28,6 +28,9 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// PEM private key (PKCS#8, unencrypted).
     pub key: PathBuf,
+    /// Mutual TLS: require a client certificate signed by one of these
+    /// (PEM certificates); `None` asks for none.
+    pub client_ca: Option<PathBuf>,
 }
 
 /// A user the client listener accepts under SASL PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
@@ -455,6 +458,7 @@ fn allocate_ports(nodes: usize, proxied: bool) -> Result<Vec<NodePorts>, BrokerE
 /// The client listener's security; with TLS, the key and chain go into one
 /// PEM keystore file, as Kafka's PEM key store reads them (KIP-651).
 fn client_security(options: &ClusterOptions, dir: &Path) -> Result<ClientSecurity, BrokerError> {
+    let tls_truststore = options.tls.as_ref().and_then(|tls| tls.client_ca.clone());
     let tls_keystore = match &options.tls {
         Some(tls) => {
             let mut pem =
@@ -474,7 +478,11 @@ fn client_security(options: &ClusterOptions, dir: &Path) -> Result<ClientSecurit
             .map(|u| (u.name.clone(), u.password.clone()))
             .collect()
     });
-    Ok(ClientSecurity { tls_keystore, sasl })
+    Ok(ClientSecurity {
+        tls_keystore,
+        tls_truststore,
+        sasl,
+    })
 }
 
 /// Formats every node's storage with one cluster id (in parallel: each is a

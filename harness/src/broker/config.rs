@@ -29,6 +29,9 @@ pub struct NodePorts {
 pub struct ClientSecurity {
     /// PEM file holding the private key and the certificate chain.
     pub tls_keystore: Option<PathBuf>,
+    /// Mutual TLS: PEM certificates of the CAs whose client certificates
+    /// the listener requires (`ssl.client.auth=required`).
+    pub tls_truststore: Option<PathBuf>,
     /// SASL: PLAIN users (name, password) in the JAAS configuration; SCRAM
     /// users are added when the storage is formatted.
     pub sasl: Option<Vec<(String, String)>>,
@@ -130,6 +133,14 @@ pub fn server_properties(spec: &ClusterSpec, id: usize, log_dir: &std::path::Pat
             &keystore.display(),
         );
     }
+    if let Some(truststore) = &spec.security.tls_truststore {
+        set("listener.name.client.ssl.client.auth", &"required");
+        set("listener.name.client.ssl.truststore.type", &"PEM");
+        set(
+            "listener.name.client.ssl.truststore.location",
+            &truststore.display(),
+        );
+    }
     if let Some(plain_users) = &spec.security.sasl {
         set(
             "listener.name.client.sasl.enabled.mechanisms",
@@ -215,6 +226,7 @@ mod tests {
             nodes: vec![ports(100)],
             security: ClientSecurity {
                 tls_keystore: Some("/certs/broker.pem".into()),
+                tls_truststore: None,
                 sasl: Some(vec![("alice".into(), "secret".into())]),
             },
         };
@@ -229,6 +241,32 @@ mod tests {
         assert_eq!(
             value(&p, "listener.name.client.ssl.keystore.location"),
             Some("/certs/broker.pem")
+        );
+        assert_eq!(value(&p, "listener.name.client.ssl.client.auth"), None);
+    }
+
+    #[test]
+    fn mutual_tls_requires_client_certificates_of_the_truststore() {
+        let spec = ClusterSpec {
+            nodes: vec![ports(100)],
+            security: ClientSecurity {
+                tls_keystore: Some("/certs/broker.pem".into()),
+                tls_truststore: Some("/certs/clients-ca.pem".into()),
+                sasl: None,
+            },
+        };
+        let p = server_properties(&spec, 1, std::path::Path::new("/d"));
+        assert_eq!(
+            value(&p, "listener.name.client.ssl.client.auth"),
+            Some("required")
+        );
+        assert_eq!(
+            value(&p, "listener.name.client.ssl.truststore.location"),
+            Some("/certs/clients-ca.pem")
+        );
+        assert_eq!(
+            value(&p, "listener.security.protocol.map"),
+            Some("CLIENT:SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT")
         );
     }
 }

@@ -1,16 +1,19 @@
 //! TLS and SASL against Apache Kafka, each test on a one-node cluster of its
 //! own whose client listener requires them (replication stays plaintext on
 //! the internal listener). SCRAM users are written when the storage is
-//! formatted; PLAIN users live in the listener's JAAS configuration.
+//! formatted; PLAIN users live in the listener's JAAS configuration. The
+//! TLS tests are in [`tls`].
 
 use harness::broker::test_broker;
 use harness::broker::{Cluster, ClusterOptions, SaslUser};
 use harness::wire_ops;
 use kafka_wire::conn::scram::SaslError;
-use kafka_wire::conn::{connect, ConnError, ConnectionConfig, SaslConfig, SaslMechanism};
+use kafka_wire::conn::{
+    connect, ConnError, ConnectionConfig, SaslConfig, SaslMechanism, TlsConfig,
+};
 use kafka_wire::records::{BatchBuilder, Compression, ProducerState};
 
-#[cfg(feature = "tls")]
+mod certs;
 mod tls;
 
 fn sasl(mechanism: SaslMechanism, password: &str) -> ConnectionConfig {
@@ -41,8 +44,12 @@ async fn authenticating_broker() -> Option<Cluster> {
     Some(Cluster::start(options).await.expect("start a SASL cluster"))
 }
 
-async fn produce_one(config: ConnectionConfig, bootstrap: &str) -> Result<i64, String> {
-    let connection = connect(bootstrap, None, config)
+async fn produce_one(
+    config: ConnectionConfig,
+    tls: Option<&TlsConfig>,
+    bootstrap: &str,
+) -> Result<i64, String> {
+    let connection = connect(bootstrap, tls, config)
         .await
         .map_err(|e| e.to_string())?;
     wire_ops::create_topic(&connection, "secured", 1)
@@ -74,6 +81,7 @@ async fn scram_sha_512_authenticates_and_refuses_a_wrong_password() {
     };
     produce_one(
         sasl(SaslMechanism::ScramSha512, "secret"),
+        None,
         &broker.bootstrap(),
     )
     .await
@@ -95,7 +103,7 @@ async fn scram_sha_512_authenticates_and_refuses_a_wrong_password() {
     );
     // Without SASL the broker answers nothing but ApiVersions/SaslHandshake.
     assert!(
-        produce_one(ConnectionConfig::default(), &broker.bootstrap())
+        produce_one(ConnectionConfig::default(), None, &broker.bootstrap())
             .await
             .is_err()
     );
@@ -108,6 +116,7 @@ async fn scram_sha_256_authenticates() {
     };
     produce_one(
         sasl(SaslMechanism::ScramSha256, "secret"),
+        None,
         &broker.bootstrap(),
     )
     .await
@@ -121,9 +130,13 @@ async fn plain_authenticates_and_refuses_a_wrong_password() {
     let Some(broker) = authenticating_broker().await else {
         return;
     };
-    produce_one(sasl(SaslMechanism::Plain, "secret"), &broker.bootstrap())
-        .await
-        .expect("PLAIN with the right password");
+    produce_one(
+        sasl(SaslMechanism::Plain, "secret"),
+        None,
+        &broker.bootstrap(),
+    )
+    .await
+    .expect("PLAIN with the right password");
     let wrong = connect(
         &broker.bootstrap(),
         None,

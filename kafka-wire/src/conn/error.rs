@@ -1,5 +1,6 @@
 //! Connection-layer errors.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ pub enum ConnError {
     Sasl(#[from] SaslError),
     /// TLS setup or handshake failed.
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     /// The broker's last connection attempt failed and its reconnect
     /// backoff (`reconnect.backoff.ms`, doubling up to
     /// `reconnect.backoff.max.ms`) has not passed: not tried, retry later.
@@ -85,6 +86,89 @@ pub enum ConnError {
         /// What is wrong and what is allowed.
         reason: String,
     },
+}
+
+/// Why TLS with a broker failed, saying which side has to change what.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// No crypto provider of this build can run here; `reason` names the
+    /// cargo feature to enable.
+    #[error("no usable crypto provider: {reason}")]
+    NoProvider {
+        /// Which provider cannot run, why, and what to build instead.
+        reason: String,
+    },
+    /// CA check: the broker's certificate does not chain to a certificate
+    /// of `ssl.ca.location`.
+    #[error(
+        "the broker's certificate (for `{server_name}`) is not signed by a CA of ssl.ca.location ({})",
+        ca_location.display()
+    )]
+    UntrustedCertificate {
+        /// The name checked.
+        server_name: String,
+        /// The trusted certificates' file.
+        ca_location: PathBuf,
+    },
+    /// Server name check: the broker's certificate does not name the host
+    /// connected to (or the configured server name).
+    #[error(
+        "the broker's certificate is not valid for `{server_name}`{}: the name clients \
+         connect by (bootstrap.servers, the brokers' advertised.listeners) must be in it",
+        names(presented)
+    )]
+    NameMismatch {
+        /// The name checked.
+        server_name: String,
+        /// The names the certificate holds (empty when rustls did not say).
+        presented: Vec<String>,
+    },
+    /// Another certificate problem: expired, not yet valid, wrong purpose …
+    #[error("the broker's certificate (for `{server_name}`) was rejected: {reason}")]
+    BadCertificate {
+        /// The name checked.
+        server_name: String,
+        /// rustls' reason.
+        reason: String,
+    },
+    /// The broker ended the TLS session with a fatal alert.
+    #[error(
+        "the broker refused the TLS session (alert {alert}){}",
+        refusal_hint(alert)
+    )]
+    RefusedByBroker {
+        /// The alert's name, as rustls spells it (`CertificateRequired` …).
+        alert: String,
+    },
+    /// Any other TLS failure.
+    #[error("{0}")]
+    Other(String),
+}
+
+fn names(presented: &[String]) -> String {
+    match presented {
+        [] => String::new(),
+        names => format!(" (it names {})", names.join(", ")),
+    }
+}
+
+/// Alerts a broker with `ssl.client.auth=required` sends about the client's
+/// certificate (RFC 8446 §6.2; Java sends `bad_certificate` for a missing one
+/// in TLS 1.2).
+fn refusal_hint(alert: &str) -> &'static str {
+    match alert {
+        "CertificateRequired"
+        | "BadCertificate"
+        | "UnknownCA"
+        | "CertificateUnknown"
+        | "AccessDenied" => {
+            ": a broker that requires client certificates (ssl.client.auth=required) refuses \
+             a client without ssl.certificate.location and ssl.key.location, or with a \
+             certificate its truststore does not trust"
+        }
+        _ => "",
+    }
 }
 
 impl ConnError {
@@ -109,6 +193,17 @@ impl ConnError {
 
 impl From<std::io::Error> for ConnError {
     fn from(e: std::io::Error) -> Self {
+        // TLS 1.3 ends the client's handshake before the broker has checked
+        // the client's certificate: its refusal arrives on the first read.
+        #[cfg(feature = "tls")]
+        if let Some(tokio_rustls::rustls::Error::AlertReceived(alert)) = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>())
+        {
+            return Self::Tls(TlsError::RefusedByBroker {
+                alert: format!("{alert:?}"),
+            });
+        }
         Self::Io {
             kind: e.kind(),
             message: e.to_string(),

@@ -1,6 +1,7 @@
 //! Connections to one broker: transport (TCP, TLS), pipelining, SASL.
 //!
-//! - [`transport`]: TCP connect, and TLS through tokio-rustls (feature `tls`).
+//! - [`transport`]: TCP connect, plain or through [`tls`] (tokio-rustls, with
+//!   the crypto provider [`tls_provider`] picks).
 //! - [`connection`]: pipelined requests keyed by correlation id, per-request
 //!   timeout, ApiVersions on every new connection, poisoning.
 //! - [`sasl`]: PLAIN and SCRAM-SHA-256/512 over SaslHandshake/SaslAuthenticate;
@@ -10,9 +11,13 @@ pub mod connection;
 pub mod error;
 pub mod sasl;
 pub mod scram;
+pub mod tls;
+pub mod tls_provider;
 pub mod transport;
 
 pub use connection::{Connection, ConnectionConfig};
-pub use error::ConnError;
+pub use error::{ConnError, TlsError};
 pub use sasl::{SaslConfig, SaslMechanism};
-pub use transport::{connect, TlsConfig};
+pub use tls::TlsConfig;
+pub use tls_provider::TlsProvider;
+pub use transport::connect;

@@ -1,7 +1,7 @@
 //! Opening byte streams to brokers: plain TCP, or TLS through tokio-rustls
-//! (feature `tls`, because rustls' `ring` provider compiles C).
+//! (see [`tls`](super::tls); built in unless kafka-wire is built without any
+//! of the provider features).
 
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,16 +10,7 @@ use tokio::net::TcpStream;
 
 use super::connection::{Connection, ConnectionConfig};
 use super::error::ConnError;
-
-/// TLS settings (`security.protocol=SSL`/`SASL_SSL`).
-#[derive(Debug, Clone, Default)]
-pub struct TlsConfig {
-    /// `ssl.ca.location`: PEM file of the certificates to trust.
-    pub ca_location: Option<PathBuf>,
-    /// Name to verify in the broker's certificate; defaults to the host part
-    /// of the address (an IP address works when the certificate has it as SAN).
-    pub server_name: Option<String>,
-}
+use super::tls::TlsConfig;
 
 /// A TCP or TLS stream.
 pub enum Transport {
@@ -70,61 +61,28 @@ async fn handshake(
     Connection::handshake(transport, config).await
 }
 
+#[cfg(feature = "tls")]
+async fn wrap_tls(tcp: TcpStream, address: &str, tls: &TlsConfig) -> Result<Transport, ConnError> {
+    let stream = super::tls::wrap(tcp, address, tls).await?;
+    Ok(Transport::Tls(Box::new(stream)))
+}
+
+/// Without rustls there is no provider either: the error says which feature
+/// to build with.
 #[cfg(not(feature = "tls"))]
 async fn wrap_tls(
     _tcp: TcpStream,
     _address: &str,
-    _tls: &TlsConfig,
+    tls: &TlsConfig,
 ) -> Result<Transport, ConnError> {
-    Err(ConnError::Config {
-        key: "security.protocol",
-        reason: "SSL needs kafka-wire built with the `tls` feature; this build allows PLAINTEXT and SASL_PLAINTEXT".into(),
-    })
-}
-
-#[cfg(feature = "tls")]
-async fn wrap_tls(tcp: TcpStream, address: &str, tls: &TlsConfig) -> Result<Transport, ConnError> {
-    use std::sync::Arc;
-    use tokio_rustls::rustls::pki_types::ServerName;
-    use tokio_rustls::rustls::{ClientConfig, RootCertStore};
-
-    let ca = tls.ca_location.as_ref().ok_or_else(|| ConnError::Config {
-        key: "ssl.ca.location",
-        reason: "required for SSL: a PEM file of the certificates to trust".into(),
-    })?;
-    let pem = std::fs::read(ca).map_err(|e| ConnError::Config {
-        key: "ssl.ca.location",
-        reason: format!("{}: {e}", ca.display()),
-    })?;
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &pem[..]) {
-        let cert = cert.map_err(|e| ConnError::Tls(e.to_string()))?;
-        roots.add(cert).map_err(|e| ConnError::Tls(e.to_string()))?;
-    }
-    let config = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let host = tls
-        .server_name
-        .clone()
-        .unwrap_or_else(|| host_of(address).to_owned());
-    let name = ServerName::try_from(host.clone()).map_err(|_| ConnError::Config {
-        key: "ssl.endpoint.identification.algorithm",
-        reason: format!("`{host}` is not a valid DNS name or IP address"),
-    })?;
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .map_err(|e| ConnError::Tls(e.to_string()))?;
-    Ok(Transport::Tls(Box::new(stream)))
-}
-
-#[cfg(feature = "tls")]
-fn host_of(address: &str) -> &str {
-    match address.rsplit_once(':') {
-        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']'),
-        None => address,
-    }
+    let reason = match super::TlsProvider::choose(tls.provider) {
+        Err(error) => return Err(error.into()),
+        Ok(provider) => format!(
+            "{provider:?} without rustls: build kafka-wire with feature `{}`",
+            provider.feature()
+        ),
+    };
+    Err(super::TlsError::NoProvider { reason }.into())
 }
 
 impl AsyncRead for Transport {

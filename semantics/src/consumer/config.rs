@@ -23,7 +23,7 @@
 //! | `retry.backoff.ms` | 100 | |
 //! | `reconnect.backoff.ms` / `reconnect.backoff.max.ms` | 50 / 1000 | wait before reconnecting to a broker whose last attempt failed, doubling with ±20 % jitter |
 //! | `allow.auto.create.topics` | `false` | |
-//! | `security.protocol`, `sasl.*`, `ssl.ca.location` | `PLAINTEXT` | as for the producer |
+//! | `security.protocol`, `sasl.*`, `ssl.*` | `PLAINTEXT` | as for the producer |
 
 use std::collections::BTreeMap;
 use std::time::Duration;
