@@ -4,13 +4,13 @@
 //! start positions, commits, and applies what the group task decides.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_wire::records::DecodeOptions;
 use kafka_wire::{ConnError, ErrorClass, KafkaCode};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::fetch::{build_request, decode_response, FetchTarget, PartitionFetch};
@@ -18,25 +18,9 @@ use super::group::{GroupEvent, GroupLink};
 use super::offsets::GroupMetadata;
 use super::partition::{Delivery, PartitionState};
 use super::positions::resolve_positions;
-use super::{ConsumeError, ConsumerConfig, RebalanceListener, TopicPartition};
-use crate::cluster::Cluster;
+use super::shared::Shared;
+use super::{ConsumeError, RebalanceListener, TopicPartition};
 use crate::fast_hash::FastMap;
-
-/// State shared by the application handle, the driver and the group task.
-pub struct Shared {
-    /// Configuration.
-    pub config: ConsumerConfig,
-    /// Brokers and leaders.
-    pub cluster: Arc<Cluster>,
-    /// Bytes handed to the application channel and not yet taken.
-    pub buffered: AtomicUsize,
-    /// Wakes the driver when the application takes records.
-    pub taken: Notify,
-    /// Group coordinator and generation, when `group.id` is set.
-    pub group: Option<Arc<super::group::GroupShared>>,
-    /// When the application last polled (`max.poll.interval.ms`).
-    pub poll_clock: super::liveness::PollClock,
-}
 
 /// Committed offsets per partition, `None` where nothing was committed.
 pub type CommittedOffsets = Result<Vec<(TopicPartition, Option<i64>)>, ConsumeError>;

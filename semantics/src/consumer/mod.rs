@@ -42,6 +42,7 @@ mod offsets;
 mod partition;
 mod positions;
 pub mod read_committed;
+mod shared;
 
 use std::fmt;
 use std::pin::Pin;
@@ -61,8 +62,9 @@ pub use error::ConsumeError;
 pub use offsets::GroupMetadata;
 
 use crate::cluster::Cluster;
-use driver::{Command, Driver, Shared};
+use driver::{Command, Driver};
 use partition::{Assignment, Cursor, Delivery};
+use shared::Shared;
 
 /// A partition of a topic.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

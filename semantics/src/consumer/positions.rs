@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use kafka_wire::KafkaCode;
 use tracing::debug;
 
-use super::driver::Shared;
 use super::offsets::{list_offsets, EARLIEST, LATEST};
+use super::shared::Shared;
 use super::{ConsumeError, OffsetReset, TopicPartition};
 
 /// Start positions for `partitions`; retriable failures are retried with

@@ -21,8 +21,8 @@ use super::{CommitPoint, DeliveryGuarantee, Promise};
 use crate::config::ConfigError;
 use crate::consumer::{ConsumeError, Consumer, ConsumerRecord, TopicPartition};
 use crate::patterns::dlq::{DeadLetter, Failure, FailureClass, OnFailure};
-use crate::patterns::retry::RetryPolicy;
 use crate::producer::{DeliveryFuture, Producer, ProducerRecord, TransactionError};
+use crate::retry::RetryPolicy;
 use crate::ProduceError;
 
 /// A handler's refusal of one record.

@@ -7,4 +7,4 @@
 pub mod dedup;
 pub mod dlq;
 pub mod request_reply;
-pub mod retry;
+pub use crate::retry;

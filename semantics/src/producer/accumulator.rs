@@ -19,8 +19,8 @@ use bytes::Bytes;
 use kafka_wire::records::{BatchBuilder, Compression, Header, ProducerState};
 
 use super::delivery::{BatchOutcome, DeliveryFuture};
-use crate::error::ProduceError;
 use crate::fast_hash::FastMap;
+use crate::producer::error::ProduceError;
 
 /// Room in a batch's order for the pieces of splits (each split at least
 /// halves a batch, so twenty levels reach single records from 1M records).

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use super::record::Delivery;
-use crate::error::ProduceError;
+use crate::producer::error::ProduceError;
 
 /// What the broker said about a whole batch.
 #[derive(Debug, Clone)]

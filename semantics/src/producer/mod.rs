@@ -16,6 +16,7 @@
 
 mod accumulator;
 mod delivery;
+pub mod error;
 mod metrics;
 pub mod partitioner;
 mod record;
@@ -45,7 +46,7 @@ use shared::Shared;
 
 use crate::cluster::Cluster;
 use crate::config::{ConfigError, ProducerConfig};
-use crate::error::ProduceError;
+use crate::producer::error::ProduceError;
 
 /// Bytes a record adds beyond its key, value and headers: the record's own
 /// varints and attributes, at most.

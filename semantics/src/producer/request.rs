@@ -13,7 +13,7 @@ use kafka_wire::records::builder::restamp;
 use super::accumulator::ClosedBatch;
 use super::shared::Shared;
 use crate::config::Acks;
-use crate::error::ProduceError;
+use crate::producer::error::ProduceError;
 
 /// A batch on its way, with where it came from.
 pub(crate) struct Outbound {

@@ -33,7 +33,7 @@ use super::sequence::{ResetError, SequenceVerdict, Sequences};
 use super::shared::Shared;
 use super::split::split;
 use crate::config::Acks;
-use crate::error::ProduceError;
+use crate::producer::error::ProduceError;
 
 /// The batch is larger than the topic's `max.message.bytes` (or the broker's).
 const MESSAGE_TOO_LARGE: KafkaCode = KafkaCode(10);

@@ -12,7 +12,7 @@ use super::delivery::BatchAck;
 use super::metrics::Counters;
 use crate::cluster::Cluster;
 use crate::config::ProducerConfig;
-use crate::error::ProduceError;
+use crate::producer::error::ProduceError;
 
 pub(crate) struct Shared {
     pub config: ProducerConfig,
@@ -38,7 +38,7 @@ pub(crate) struct Shared {
     /// transaction, whether a failed record's outcome is unknown, and the
     /// producer id the transaction manager handed the sender.
     pub txn: Option<TxnShared>,
-    retry_policy: crate::patterns::retry::RetryPolicy,
+    retry_policy: crate::retry::RetryPolicy,
 }
 
 /// What the sender and the transaction manager tell each other.
@@ -59,7 +59,7 @@ impl Shared {
             .transactional_id
             .as_ref()
             .map(|_| TxnShared::default());
-        let retry_policy = crate::patterns::retry::RetryPolicy::for_producer(&config);
+        let retry_policy = crate::retry::RetryPolicy::for_producer(&config);
         Self {
             config,
             cluster,
@@ -172,7 +172,7 @@ impl Shared {
     /// `retry.backoff.max.ms`, ±20 % (KIP-580) — the same [`RetryPolicy`]
     /// the processor's handler retries use.
     ///
-    /// [`RetryPolicy`]: crate::patterns::retry::RetryPolicy
+    /// [`RetryPolicy`]: crate::retry::RetryPolicy
     pub fn backoff(&self, attempt: u32) -> Duration {
         self.retry_policy.backoff(attempt)
     }

@@ -48,7 +48,7 @@ fn values(batch: ClosedBatch) -> (ProducerState, Vec<Bytes>) {
     let bytes = batch.builder.take().unwrap().build(stamp).unwrap();
     batch
         .outcome
-        .complete(Err(crate::error::ProduceError::Closed));
+        .complete(Err(crate::producer::error::ProduceError::Closed));
     let (decoded, _) = RecordBatch::decode(&bytes, &DecodeOptions::default()).unwrap();
     let values = decoded
         .records

@@ -13,8 +13,8 @@ use tracing::debug;
 
 pub use membership::{Membership, Phase, Step, NO_GENERATION};
 
-use super::driver::Shared;
 use super::offsets::{self, GroupMetadata};
+use super::shared::Shared;
 use super::{ConsumeError, TopicPartition};
 use crate::cluster::{Coordinator, CoordinatorError, CoordinatorKind};
 use crate::fast_hash::FastMap;

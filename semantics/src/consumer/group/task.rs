@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
 use super::super::assignor::{by_name, Assignor, RebalanceProtocol};
-use super::super::driver::Shared;
+use super::super::shared::Shared;
 use super::super::TopicPartition;
 use super::membership::{Membership, Phase, Step};
 use super::requests;

@@ -135,7 +135,7 @@ impl RetryPolicy {
 
     /// The policy of a producer's configuration: its `retry.backoff.ms`,
     /// `retry.backoff.max.ms` and `retries`, doubling with ±20 % jitter.
-    pub fn for_producer(config: &crate::ProducerConfig) -> Self {
+    pub fn for_producer(config: &crate::config::ProducerConfig) -> Self {
         Self {
             initial: config.retry_backoff,
             max: config.retry_backoff_max,

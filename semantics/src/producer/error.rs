@@ -91,7 +91,7 @@ pub enum ProduceError {
     /// A transactional call or a send inside a transaction failed; the error
     /// says whether to abort or to give up.
     #[error(transparent)]
-    Transaction(#[from] crate::producer::TransactionError),
+    Transaction(#[from] super::TransactionError),
 }
 
 impl ProduceError {
