@@ -5,7 +5,7 @@
 //! scaled by a uniform factor in `[1 − jitter, 1 + jitter)`. As in Kafka, an
 //! `initial` above `max` means a constant `max` from the start.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Exponential backoff with jitter, shared by producer retries and handler retries.
 ///
@@ -43,6 +43,28 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The policy of `retry.backoff.ms` and `retry.backoff.max.ms`: doubling
+    /// with ±20 % jitter, attempts bounded by a deadline rather than a count.
+    pub fn backoff_between(initial: Duration, max: Duration) -> Self {
+        Self {
+            initial,
+            max,
+            ..Self::default()
+        }
+    }
+
+    /// Retries of one operation that must end by `deadline`: call
+    /// [`Retrying::wait`] after each failed attempt.
+    pub fn until(&self, deadline: Instant) -> Retrying<'_> {
+        // On tokio's clock, so that tests with paused time see it move.
+        let left = deadline.saturating_duration_since(Instant::now());
+        Retrying {
+            policy: self,
+            deadline: tokio::time::Instant::now() + left,
+            retries: 0,
+        }
+    }
+
     /// The wait before retry `attempt` (1 = first retry), with random jitter.
     pub fn backoff(&self, attempt: u32) -> Duration {
         self.backoff_with(attempt, unit_random())
@@ -142,6 +164,42 @@ impl RetryPolicy {
             max_attempts: Some(config.retries.saturating_add(1)),
             ..Self::default()
         }
+    }
+}
+
+/// The retries of one operation bound by a deadline (see
+/// [`RetryPolicy::until`]).
+#[derive(Debug)]
+pub struct Retrying<'a> {
+    policy: &'a RetryPolicy,
+    deadline: tokio::time::Instant,
+    retries: u32,
+}
+
+impl Retrying<'_> {
+    /// Waits the backoff before the next attempt and returns true; returns
+    /// false at once when that wait would reach the deadline or the policy's
+    /// attempts are used up.
+    pub async fn wait(&mut self) -> bool {
+        self.retries = self.retries.saturating_add(1);
+        if self
+            .policy
+            .max_attempts
+            .is_some_and(|max| self.retries >= max)
+        {
+            return false;
+        }
+        let backoff = self.policy.backoff(self.retries);
+        if tokio::time::Instant::now() + backoff >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(backoff).await;
+        true
+    }
+
+    /// Retries waited for so far.
+    pub fn retries(&self) -> u32 {
+        self.retries
     }
 }
 

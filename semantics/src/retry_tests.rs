@@ -221,3 +221,34 @@ proptest! {
         }
     }
 }
+
+/// A deadline-bound retry waits the policy's growing backoff and stops
+/// before a wait would reach the deadline, without waiting it.
+#[tokio::test(start_paused = true)]
+async fn retries_until_a_deadline_grow_and_stop_short_of_it() {
+    let policy = RetryPolicy {
+        jitter: 0.0,
+        ..RetryPolicy::backoff_between(ms(100), ms(1_000))
+    };
+    let start = tokio::time::Instant::now();
+    let mut retrying = policy.until(std::time::Instant::now() + ms(1_000));
+    let mut waited_at = Vec::new();
+    while retrying.wait().await {
+        waited_at.push(start.elapsed().as_millis());
+    }
+    // 100, then 200, then 400 (700 in all); 800 more would pass 1,000.
+    assert_eq!(waited_at, [100, 300, 700]);
+    assert_eq!(start.elapsed(), ms(700), "the refused wait is not waited");
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_stop_at_the_policys_attempts() {
+    let policy = RetryPolicy {
+        max_attempts: Some(3),
+        ..RetryPolicy::default()
+    };
+    let mut retrying = policy.until(std::time::Instant::now() + Duration::from_secs(3_600));
+    assert!(retrying.wait().await);
+    assert!(retrying.wait().await);
+    assert!(!retrying.wait().await, "three attempts: two retries");
+}

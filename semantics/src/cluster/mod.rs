@@ -120,9 +120,10 @@ impl Cluster {
         &self,
         topic: &str,
         deadline: Instant,
-        backoff: Duration,
+        retry: &crate::retry::RetryPolicy,
     ) -> Result<Arc<TopicMetadata>, (KafkaCode, Option<ConnError>)> {
         let mut last = (KafkaCode(3), None);
+        let mut retrying = retry.until(deadline);
         loop {
             if let Some(Ok(metadata)) = self.cached_topic(topic) {
                 return Ok(metadata);
@@ -138,10 +139,9 @@ impl Cluster {
             if let Some(Ok(metadata)) = self.cached_topic(topic) {
                 return Ok(metadata);
             }
-            if Instant::now() + backoff >= deadline {
+            if !retrying.wait().await {
                 return Err(last);
             }
-            tokio::time::sleep(backoff).await;
         }
     }
 

@@ -20,7 +20,7 @@
 //! | `partition.assignment.strategy` | `range,cooperative-sticky` | names or Java class names; first is preferred |
 //! | `check.crcs` | `true` | CRC-32C of every fetched batch |
 //! | `request.timeout.ms` | 30000 | |
-//! | `retry.backoff.ms` | 100 | |
+//! | `retry.backoff.ms` / `retry.backoff.max.ms` | 100 / 1000 | wait before retrying a failed lookup, commit or fetch, doubling with ±20 % jitter (KIP-580) |
 //! | `reconnect.backoff.ms` / `reconnect.backoff.max.ms` | 50 / 1000 | wait before reconnecting to a broker whose last attempt failed, doubling with ±20 % jitter |
 //! | `allow.auto.create.topics` | `false` | |
 //! | `security.protocol`, `sasl.*`, `ssl.*` | `PLAINTEXT` | as for the producer |
@@ -112,8 +112,11 @@ pub struct ConsumerConfig {
     /// committed offsets, offset lookup) keeps retrying — longer than one
     /// request, so a coordinator that stalls and moves is found again.
     pub default_api_timeout: Duration,
-    /// `retry.backoff.ms`.
+    /// `retry.backoff.ms`: the first wait before a retry; each later one
+    /// doubles, up to `retry.backoff.max.ms` (KIP-580).
     pub retry_backoff: Duration,
+    /// `retry.backoff.max.ms`.
+    pub retry_backoff_max: Duration,
     /// `reconnect.backoff.ms`.
     pub reconnect_backoff: Duration,
     /// `reconnect.backoff.max.ms`.
@@ -151,6 +154,7 @@ impl Default for ConsumerConfig {
             request_timeout: Duration::from_millis(30_000),
             default_api_timeout: Duration::from_millis(60_000),
             retry_backoff: Duration::from_millis(100),
+            retry_backoff_max: Duration::from_millis(1_000),
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(1_000),
             allow_auto_create_topics: false,
@@ -169,6 +173,12 @@ const CONSUMER_IGNORED_KEYS: &[&str] = &[
 ];
 
 impl ConsumerConfig {
+    /// The backoff of `retry.backoff.ms` and `retry.backoff.max.ms` that the
+    /// consumer's retries follow.
+    pub fn retry_policy(&self) -> crate::retry::RetryPolicy {
+        crate::retry::RetryPolicy::backoff_between(self.retry_backoff, self.retry_backoff_max)
+    }
+
     /// Parses Kafka properties and validates the result.
     pub fn from_properties<I, K, V>(properties: I) -> Result<Self, ConfigError>
     where
@@ -238,6 +248,7 @@ impl ConsumerConfig {
             "request.timeout.ms" => self.request_timeout = millis(key, value)?,
             "default.api.timeout.ms" => self.default_api_timeout = millis(key, value)?,
             "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
+            "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = millis(key, value)?,
             "allow.auto.create.topics" => self.allow_auto_create_topics = boolean(key, value)?,
@@ -356,6 +367,10 @@ impl ConsumerConfig {
                 ms(self.default_api_timeout),
             ),
             ("retry.backoff.ms".to_owned(), ms(self.retry_backoff)),
+            (
+                "retry.backoff.max.ms".to_owned(),
+                ms(self.retry_backoff_max),
+            ),
             (
                 "reconnect.backoff.ms".to_owned(),
                 ms(self.reconnect_backoff),

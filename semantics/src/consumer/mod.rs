@@ -442,7 +442,7 @@ impl Consumer {
         let metadata = self
             .shared
             .cluster
-            .topic(topic, deadline, self.shared.config.retry_backoff)
+            .topic(topic, deadline, &self.shared.config.retry_policy())
             .await
             .map_err(|(code, _)| ConsumeError::Partition {
                 topic: topic.to_owned(),

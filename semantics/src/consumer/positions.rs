@@ -93,18 +93,21 @@ pub async fn reset_position(shared: &Shared, tp: &TopicPartition) -> Result<i64,
         }
     };
     let deadline = Instant::now() + shared.config.default_api_timeout;
-    let backoff = shared.config.retry_backoff;
+    let policy = shared.config.retry_policy();
+    let mut retrying = policy.until(deadline);
     loop {
         let error = match list_offset_once(shared, tp, timestamp).await {
             Ok(offset) => return Ok(offset),
             Err(error) => error,
         };
-        if !error.is_retriable() || Instant::now() + backoff >= deadline {
+        if !error.is_retriable() {
             return Err(error);
         }
         debug!(%tp, %error, "ListOffsets failed; retrying");
         shared.cluster.invalidate(&tp.topic);
-        tokio::time::sleep(backoff).await;
+        if !retrying.wait().await {
+            return Err(error);
+        }
     }
 }
 
@@ -116,7 +119,7 @@ async fn list_offset_once(
     let deadline = Instant::now() + shared.config.request_timeout;
     let topic = shared
         .cluster
-        .topic(&tp.topic, deadline, shared.config.retry_backoff)
+        .topic(&tp.topic, deadline, &shared.config.retry_policy())
         .await
         .map_err(|(code, _)| ConsumeError::Partition {
             topic: tp.topic.clone(),

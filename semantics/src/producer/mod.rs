@@ -296,7 +296,14 @@ impl Producer {
                 let deadline = started + config.max_block;
                 self.shared
                     .cluster
-                    .topic(&record.topic, deadline, config.retry_backoff)
+                    .topic(
+                        &record.topic,
+                        deadline,
+                        &crate::retry::RetryPolicy::backoff_between(
+                            config.retry_backoff,
+                            config.retry_backoff_max,
+                        ),
+                    )
                     .await
                     .map_err(|(code, connection)| match connection {
                         Some(error) if code == kafka_wire::KafkaCode(-1) => {

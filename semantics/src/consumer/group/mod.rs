@@ -61,7 +61,7 @@ pub struct GroupShared {
     commit_refused_notify: Notify,
     request_timeout: Duration,
     api_timeout: Duration,
-    retry_backoff: Duration,
+    retry: crate::retry::RetryPolicy,
 }
 
 impl GroupShared {
@@ -91,7 +91,7 @@ impl GroupShared {
             commit_refused_notify: Notify::new(),
             request_timeout: shared_config.request_timeout,
             api_timeout: shared_config.default_api_timeout,
-            retry_backoff: shared_config.retry_backoff,
+            retry: shared_config.retry_policy(),
         })
     }
 
@@ -128,17 +128,17 @@ impl GroupShared {
 
     /// A connection to the coordinator, retrying lookups until `deadline`.
     async fn connection_until(&self, deadline: Instant) -> Result<Connection, ConsumeError> {
+        let mut retrying = self.retry.until(deadline);
         loop {
             let error = match self.coordinator.connection().await {
                 Ok(connection) => return Ok(connection),
                 Err(CoordinatorError::Code(code)) => ConsumeError::Commit { code },
                 Err(CoordinatorError::Connection(e)) => ConsumeError::Connection(e),
             };
-            if Instant::now() + self.retry_backoff >= deadline {
+            debug!(%error, "coordinator not available; retrying");
+            if !retrying.wait().await {
                 return Err(error);
             }
-            debug!(%error, "coordinator not available; retrying");
-            tokio::time::sleep(self.retry_backoff).await;
         }
     }
 
@@ -151,6 +151,7 @@ impl GroupShared {
         Fut: std::future::Future<Output = Result<T, ConsumeError>>,
     {
         let deadline = Instant::now() + self.api_timeout.max(self.request_timeout);
+        let mut retrying = self.retry.until(deadline);
         loop {
             let connection = self.connection_until(deadline).await?;
             let error = match tokio::time::timeout(self.request_timeout, call(connection)).await {
@@ -166,10 +167,9 @@ impl GroupShared {
             if coordinator_moved {
                 self.coordinator.invalidate().await;
             }
-            if !error.is_retriable() || Instant::now() + self.retry_backoff >= deadline {
+            if !error.is_retriable() || !retrying.wait().await {
                 return Err(error);
             }
-            tokio::time::sleep(self.retry_backoff).await;
         }
     }
 

@@ -139,7 +139,7 @@ struct Inner {
 pub struct TransactionManager {
     transactional_id: String,
     timeout_ms: i32,
-    retry_backoff: Duration,
+    retry: crate::retry::RetryPolicy,
     /// How long one coordinator call keeps retrying.
     call_deadline: Duration,
     coordinator: Coordinator,
@@ -174,7 +174,10 @@ impl TransactionManager {
             ),
             transactional_id,
             timeout_ms: i32::try_from(config.transaction_timeout.as_millis()).unwrap_or(i32::MAX),
-            retry_backoff: config.retry_backoff,
+            retry: crate::retry::RetryPolicy::backoff_between(
+                config.retry_backoff,
+                config.retry_backoff_max,
+            ),
             call_deadline: config.delivery_timeout,
             group_coordinators: Mutex::new(HashMap::new()),
             cluster,
@@ -540,9 +543,9 @@ impl TransactionManager {
                 // assumes (20 ms for AddPartitionsToTxn). Backing off the
                 // full retry.backoff.ms would cap a producer near ten
                 // transactions a second on Apache Kafka.
-                CONCURRENT_TRANSACTIONS_BACKOFF.min(self.retry_backoff)
+                CONCURRENT_TRANSACTIONS_BACKOFF.min(self.retry.initial)
             } else {
-                self.retry_backoff.mul_f64(f64::from(attempt.min(5)))
+                self.retry.backoff(attempt.max(1))
             };
             if Instant::now() + backoff >= deadline {
                 return Err(TransactionError::OutcomeUnknown(format!(
