@@ -177,9 +177,12 @@ pub struct Retrying<'a> {
 }
 
 impl Retrying<'_> {
-    /// Waits the backoff before the next attempt and returns true; returns
-    /// false at once when that wait would reach the deadline or the policy's
-    /// attempts are used up.
+    /// Waits the backoff before the next attempt and returns true. When that
+    /// wait would reach the deadline it waits until the deadline and returns
+    /// false: the operation fails when its time is up, neither earlier (a
+    /// caller asked to block up to `max.block.ms` blocks that long) nor later
+    /// (no attempt starts that could overrun it). Returns false at once when
+    /// the policy's attempts are used up.
     pub async fn wait(&mut self) -> bool {
         self.retries = self.retries.saturating_add(1);
         if self
@@ -190,7 +193,9 @@ impl Retrying<'_> {
             return false;
         }
         let backoff = self.policy.backoff(self.retries);
-        if tokio::time::Instant::now() + backoff >= self.deadline {
+        let now = tokio::time::Instant::now();
+        if now + backoff >= self.deadline {
+            tokio::time::sleep_until(self.deadline).await;
             return false;
         }
         tokio::time::sleep(backoff).await;
