@@ -90,6 +90,87 @@ pub async fn create_topic_with_configs(
     }
 }
 
+/// Creates `topic` with one partition on exactly `replicas` (node ids; the
+/// first is the preferred leader) and topic-level `configs`.
+pub async fn create_topic_on_replicas(
+    connection: &Connection,
+    topic: &str,
+    replicas: &[i32],
+    configs: &[(&str, &str)],
+) -> Result<(), OpError> {
+    use kafka_wire::protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    use kafka_wire::protocol::messages::BrokerId;
+
+    let configs = configs
+        .iter()
+        .map(|(name, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string((*name).to_owned()))
+                .with_value(Some(StrBytes::from_string((*value).to_owned())))
+        })
+        .collect();
+    let request = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(topic))
+            // With an explicit assignment both counts must be -1.
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![CreatableReplicaAssignment::default()
+                .with_partition_index(0)
+                .with_broker_ids(replicas.iter().map(|&id| BrokerId(id)).collect())])
+            .with_configs(configs)]);
+    let response = connection.send(&request).await?;
+    let result = response
+        .topics
+        .first()
+        .ok_or(OpError::Missing("CreateTopics"))?;
+    match KafkaCode(result.error_code) {
+        KafkaCode::NONE => Ok(()),
+        code => Err(OpError::Kafka {
+            operation: "CreateTopics",
+            code,
+        }),
+    }
+}
+
+/// Runs an unclean leader election for `topic`/`partition` (any live
+/// replica may become leader, in sync or not: what an operator does to get
+/// a partition back whose in-sync replicas are all down, accepting the loss
+/// of what only they held) until Metadata shows `wanted` leading, for up
+/// to 60 s.
+pub async fn elect_unclean(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+    wanted: i32,
+) -> Result<(), OpError> {
+    use kafka_wire::protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_wire::protocol::messages::ElectLeadersRequest;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let elect = ElectLeadersRequest::default()
+            .with_election_type(1) // unclean
+            .with_timeout_ms(10_000)
+            .with_topic_partitions(Some(vec![TopicPartitions::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![partition])]));
+        connection.send(&elect).await?;
+        if let Some((id, _)) = partition_leader(connection, topic, partition).await? {
+            if id == wanted {
+                return Ok(());
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(OpError::Missing(
+                "Metadata (the unclean election did not happen within 60 s)",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
 /// The leader of `topic`/`partition` (node id and address) in one Metadata
 /// answer from `connection`; `None` while it has none.
 pub async fn partition_leader(

@@ -17,6 +17,7 @@
 //! | `retries` | 2147483647 | bounded by `delivery.timeout.ms` |
 //! | `retry.backoff.ms` / `retry.backoff.max.ms` | 100 / 1000 | exponential with jitter |
 //! | `reconnect.backoff.ms` / `reconnect.backoff.max.ms` | 50 / 1000 | wait before reconnecting to a broker whose last attempt failed, doubling with ±20 % jitter |
+//! | `socket.connection.setup.timeout.ms` | 10000 | TCP connect and TLS handshake to one broker (KIP-601) |
 //! | `request.timeout.ms` | 30000 | |
 //! | `delivery.timeout.ms` | 120000 | ≥ `linger.ms` + `request.timeout.ms`; unset, it grows to that |
 //! | `max.request.size` (`message.max.bytes`) | 1048576 | |
@@ -118,6 +119,8 @@ pub struct ProducerConfig {
     pub reconnect_backoff: Duration,
     /// `reconnect.backoff.max.ms`.
     pub reconnect_backoff_max: Duration,
+    /// `socket.connection.setup.timeout.ms`: TCP connect plus TLS handshake.
+    pub connection_setup_timeout: Duration,
     /// `retry.backoff.max.ms`.
     pub retry_backoff_max: Duration,
     /// `request.timeout.ms`.
@@ -159,6 +162,7 @@ impl Default for ProducerConfig {
             retry_backoff: Duration::from_millis(100),
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(1_000),
+            connection_setup_timeout: Duration::from_millis(10_000),
             retry_backoff_max: Duration::from_millis(1_000),
             request_timeout: Duration::from_millis(30_000),
             delivery_timeout: Duration::from_millis(120_000),
@@ -272,6 +276,9 @@ impl ProducerConfig {
             "retry.backoff.ms" => self.retry_backoff = millis(key, value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = millis(key, value)?,
+            "socket.connection.setup.timeout.ms" => {
+                self.connection_setup_timeout = positive_millis(key, value)?
+            }
             "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value)?,
             "request.timeout.ms" => self.request_timeout = millis(key, value)?,
             "metadata.max.age.ms" | "topic.metadata.refresh.interval.ms" => {
@@ -408,6 +415,10 @@ impl ProducerConfig {
             (
                 "reconnect.backoff.max.ms".to_owned(),
                 ms(self.reconnect_backoff_max),
+            ),
+            (
+                "socket.connection.setup.timeout.ms".to_owned(),
+                ms(self.connection_setup_timeout),
             ),
             (
                 "retry.backoff.max.ms".to_owned(),
@@ -606,6 +617,11 @@ pub(crate) fn positive(key: &str, value: &str) -> Result<usize, ConfigError> {
 
 pub(crate) fn millis(key: &str, value: &str) -> Result<Duration, ConfigError> {
     number::<u64>(key, value, "milliseconds, a non-negative integer").map(Duration::from_millis)
+}
+
+/// Milliseconds above zero (a zero timeout could never be met).
+pub(crate) fn positive_millis(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    positive(key, value).map(|n| Duration::from_millis(n as u64))
 }
 
 pub(crate) fn boolean(key: &str, value: &str) -> Result<bool, ConfigError> {

@@ -595,3 +595,154 @@ async fn health_reports_connectivity_pending_work_and_assignment() {
     assert!(health.is_healthy(), "{health:?}");
     consumer.close().await;
 }
+
+/// Produces `prefix-0` … `prefix-{count-1}` to partition 0 and waits for every acknowledgement.
+async fn produce_values(bootstrap: &str, topic: &str, prefix: &str, count: usize) {
+    let producer = Producer::from_properties([
+        ("bootstrap.servers", bootstrap),
+        ("linger.ms", "2"),
+        ("request.timeout.ms", "20000"),
+        ("delivery.timeout.ms", "90000"),
+    ])
+    .unwrap();
+    let mut pending = Vec::new();
+    for i in 0..count {
+        let record = ProducerRecord::new(topic, format!("{prefix}-{i}")).partition(0);
+        pending.push(producer.send(record).await.unwrap());
+    }
+    for delivery in pending {
+        delivery.await.expect("delivered");
+    }
+    producer.close(Duration::from_secs(10)).await;
+}
+
+async fn take_values(consumer: &mut Consumer, n: usize) -> Vec<String> {
+    futures_take(consumer, n)
+        .await
+        .into_iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+/// KIP-320 on Apache Kafka. A partition on nodes A (leader) and B: B is
+/// stopped, 50 records go to A alone, A is stopped and B made leader by an
+/// unclean election — the 50 records are gone and the next 70 take their
+/// offsets (100 on). Consumers positioned at 150 (they read the lost 50)
+/// must notice: with `auto.offset.reset=earliest` the consumer goes back to
+/// offset 100 and reads all 70 new records (fetching from 150, as before
+/// KIP-320, skipped the first 50 of them silently); with `none` it stops
+/// with `LogTruncated` naming both offsets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_truncated_under_the_consumer_is_found_not_skipped() {
+    let mut cluster = Cluster::start(test_broker::own_cluster(3))
+        .await
+        .expect("a 3-node cluster");
+    let ids = cluster.node_ids();
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    let address = |id: usize| format!("127.0.0.1:{}", cluster.node(id).ports.client);
+    // Every step talks to C, which is never stopped.
+    let bootstrap_c = address(c);
+    let bootstrap_ab = format!("{},{},{}", address(a), address(b), address(c));
+    let admin = connect(&bootstrap_c, None, ConnectionConfig::default())
+        .await
+        .unwrap();
+    let topic = unique_topic("truncated");
+    wire_ops::create_topic_on_replicas(
+        &admin,
+        &topic,
+        &[a as i32, b as i32],
+        &[("min.insync.replicas", "1")],
+    )
+    .await
+    .unwrap();
+    wire_ops::leader_connection(&admin, &topic, 0)
+        .await
+        .unwrap();
+    produce_values(&bootstrap_c, &topic, "old", 100).await;
+
+    let tp = TopicPartition::new(&topic, 0);
+    let quick = [
+        ("request.timeout.ms", "3000"),
+        ("retry.backoff.ms", "100"),
+        ("reconnect.backoff.max.ms", "500"),
+    ];
+    let mut resetting = consumer(&bootstrap_ab, &quick);
+    let mut strict = consumer(
+        &bootstrap_ab,
+        &[quick.as_slice(), &[("auto.offset.reset", "none")]].concat(),
+    );
+    resetting.assign(vec![tp.clone()]).await.unwrap();
+    strict.assign(vec![tp.clone()]).await.unwrap();
+    strict.seek(tp.clone(), 0).await.unwrap();
+    for consumer in [&mut resetting, &mut strict] {
+        assert_eq!(
+            take_values(consumer, 100).await.last().map(String::as_str),
+            Some("old-99")
+        );
+    }
+
+    // B stops: the controller fences it and takes it out of the ISR, so A
+    // alone acknowledges the next 50 records.
+    assert!(cluster.pause(b));
+    produce_values(&bootstrap_c, &topic, "lost", 50).await;
+    for consumer in [&mut resetting, &mut strict] {
+        assert_eq!(
+            take_values(consumer, 50).await.last().map(String::as_str),
+            Some("lost-49")
+        );
+        // Held at 150 until the new log has records past it: a fetch at
+        // 150 then finds records there instead of running off the end
+        // (OFFSET_OUT_OF_RANGE, which a reset policy would handle anyway).
+        consumer.pause(vec![tp.clone()]).await.unwrap();
+    }
+
+    // A stops, B comes back (the controllers keep a quorum: B and C), and
+    // B, out of sync, is elected: its log ends at 100.
+    assert!(cluster.pause(a));
+    assert!(cluster.resume(b));
+    wire_ops::elect_unclean(&admin, &topic, 0, b as i32)
+        .await
+        .expect("B elected");
+    produce_values(&bootstrap_c, &topic, "new", 70).await;
+
+    for consumer in [&mut resetting, &mut strict] {
+        consumer.resume(vec![tp.clone()]).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.iter().any(|v| v == "new-69") {
+        assert!(
+            Instant::now() < deadline,
+            "new-69 not read within 60 s; read {seen:?}"
+        );
+        seen.extend(take_values(&mut resetting, 1).await);
+    }
+    let missing: Vec<String> = (0..70)
+        .map(|i| format!("new-{i}"))
+        .filter(|v| !seen.contains(v))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "skipped after the truncation: {missing:?}"
+    );
+    assert!(!seen.iter().any(|v| v.starts_with("lost")), "{seen:?}");
+
+    let error = tokio::time::timeout(Duration::from_secs(60), strict.recv())
+        .await
+        .expect("an answer within 60 s")
+        .expect_err("the truncation is an error under auto.offset.reset=none");
+    assert!(
+        matches!(
+            error,
+            ConsumeError::LogTruncated {
+                offset: 150,
+                divergent_offset: Some(100),
+                ..
+            }
+        ),
+        "{error}"
+    );
+    resetting.close().await;
+    strict.close().await;
+    cluster.resume(a);
+}

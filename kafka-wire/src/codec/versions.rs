@@ -81,6 +81,8 @@ pub fn client_ranges() -> &'static HashMap<i16, ApiVersionRange> {
             // Fetch v13+ addresses topics by id only.
             range::<FetchRequest>(4, 12),
             range::<ListOffsetsRequest>(1, 10),
+            // KIP-320 position validation by consumers (v3 carries the replica id).
+            range::<OffsetForLeaderEpochRequest>(2, 4),
             range::<MetadataRequest>(0, 12),
             // OffsetCommit/OffsetFetch v10 address topics by id.
             range::<OffsetCommitRequest>(2, 9),

@@ -39,6 +39,11 @@ pub struct ConnectionConfig {
     pub request_timeout: Duration,
     /// SASL, when the listener requires it.
     pub sasl: Option<SaslConfig>,
+    /// `socket.connection.setup.timeout.ms`: how long the TCP connect and
+    /// the TLS handshake may take together (KIP-601). A broker whose SYNs
+    /// vanish would otherwise hold its callers for the OS's connect timeout,
+    /// minutes; ApiVersions and SASL are bounded by `request_timeout`.
+    pub setup_timeout: Duration,
 }
 
 impl Default for ConnectionConfig {
@@ -48,6 +53,7 @@ impl Default for ConnectionConfig {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             request_timeout: Duration::from_secs(30),
             sasl: None,
+            setup_timeout: Duration::from_secs(10),
         }
     }
 }

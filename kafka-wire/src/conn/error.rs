@@ -78,6 +78,19 @@ pub enum ConnError {
         /// Time left.
         retry_in: Duration,
     },
+    /// The TCP connect and TLS handshake to `address` took longer than
+    /// `socket.connection.setup.timeout.ms`: the broker is down or
+    /// unreachable (packets dropped). Retriable: try again after the
+    /// reconnect backoff, or another broker.
+    #[error(
+        "connection to {address} not set up within {after:?} (socket.connection.setup.timeout.ms)"
+    )]
+    SetupTimeout {
+        /// The address tried.
+        address: String,
+        /// The timeout.
+        after: Duration,
+    },
     /// Bad connection configuration.
     #[error("invalid configuration `{key}`: {reason}")]
     Config {

@@ -27,7 +27,8 @@ pub enum Transport {
 /// `address` may also be a bootstrap list (`host:port,host:port,…`): the
 /// addresses are tried in order and the first that accepts the TCP
 /// connection is used, so a node that is down does not stop a client that
-/// knows the others.
+/// knows the others. Each address gets `config.setup_timeout` for its TCP
+/// connect and TLS handshake.
 pub async fn connect(
     address: &str,
     tls: Option<&TlsConfig>,
@@ -35,30 +36,32 @@ pub async fn connect(
 ) -> Result<Connection, ConnError> {
     let mut last_error = None;
     for candidate in address.split(',').map(str::trim).filter(|a| !a.is_empty()) {
-        match TcpStream::connect(candidate).await {
-            Ok(tcp) => return handshake(tcp, candidate, tls, config).await,
-            Err(error) => last_error = Some(error),
+        let setup = tokio::time::timeout(config.setup_timeout, open(candidate, tls)).await;
+        match setup {
+            Ok(Ok(transport)) => return Connection::handshake(transport, config).await,
+            Ok(Err(error)) => last_error = Some(error),
+            Err(_) => {
+                last_error = Some(ConnError::SetupTimeout {
+                    address: candidate.to_owned(),
+                    after: config.setup_timeout,
+                })
+            }
         }
     }
-    Err(last_error
-        .unwrap_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty broker address")
-        })
-        .into())
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty broker address").into()
+    }))
 }
 
-async fn handshake(
-    tcp: TcpStream,
-    address: &str,
-    tls: Option<&TlsConfig>,
-    config: ConnectionConfig,
-) -> Result<Connection, ConnError> {
+/// TCP connect, then TLS when configured: the part of setting up a
+/// connection that `socket.connection.setup.timeout.ms` bounds.
+async fn open(address: &str, tls: Option<&TlsConfig>) -> Result<Transport, ConnError> {
+    let tcp = TcpStream::connect(address).await?;
     tcp.set_nodelay(true)?;
-    let transport = match tls {
-        None => Transport::Tcp(tcp),
-        Some(tls) => wrap_tls(tcp, address, tls).await?,
-    };
-    Connection::handshake(transport, config).await
+    match tls {
+        None => Ok(Transport::Tcp(tcp)),
+        Some(tls) => wrap_tls(tcp, address, tls).await,
+    }
 }
 
 #[cfg(feature = "tls")]

@@ -11,7 +11,7 @@ pub use reconnect::ReconnectBackoff;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kafka_wire::conn::{connect, ConnectionConfig, TlsConfig};
 use kafka_wire::protocol::messages::metadata_request::MetadataRequestTopic;
@@ -27,6 +27,10 @@ use crate::fast_hash::FastMap;
 pub struct TopicMetadata {
     /// Leader broker id per partition index (−1 when there is none).
     pub leaders: Vec<i32>,
+    /// Leader epoch per partition index (−1 when the broker did not say:
+    /// Metadata before v7). Fetches carry it so that a broker which is no
+    /// longer the leader, or not yet, says so (KIP-320).
+    pub leader_epochs: Vec<i32>,
 }
 
 impl TopicMetadata {
@@ -36,10 +40,22 @@ impl TopicMetadata {
     }
 }
 
+/// Leader epochs seen for one topic (see `State::epochs`).
+#[derive(Debug, Default)]
+struct SeenEpochs {
+    topic_id: [u8; 16],
+    per_partition: Vec<i32>,
+}
+
 #[derive(Default)]
 struct State {
     brokers: HashMap<i32, String>,
     topics: FastMap<String, Result<Arc<TopicMetadata>, KafkaCode>>,
+    /// The highest leader epoch seen per partition, kept across
+    /// invalidations and reset when the topic's id changes (deleted and
+    /// created again): a Metadata answer from a broker that has not caught
+    /// up must not move a partition back to its old leader.
+    epochs: FastMap<String, SeenEpochs>,
     connections: HashMap<i32, Connection>,
     refreshed: Option<Instant>,
     reconnects: reconnect::Reconnects,
@@ -87,19 +103,11 @@ impl Cluster {
     /// uses (shared with the coordinators the client talks to).
     pub fn for_client(
         bootstrap: Vec<String>,
-        client_id: &str,
-        request_timeout: Duration,
-        sasl: Option<kafka_wire::conn::SaslConfig>,
+        connection: ConnectionConfig,
         tls: Option<TlsConfig>,
         allow_auto_create: bool,
         reconnect: ReconnectBackoff,
     ) -> (Arc<Self>, ConnectionConfig) {
-        let connection = ConnectionConfig {
-            client_id: Some(client_id.to_owned()),
-            request_timeout,
-            sasl,
-            ..ConnectionConfig::default()
-        };
         let cluster = Self::new(bootstrap, connection.clone(), tls, allow_auto_create)
             .with_reconnect_backoff(reconnect);
         (Arc::new(cluster), connection)
@@ -156,6 +164,62 @@ impl Cluster {
             .filter(|&id| id >= 0)
     }
 
+    /// The leader of `topic`/`partition` and its epoch (−1 when unknown).
+    pub fn leader_and_epoch(&self, topic: &str, partition: i32) -> Option<(i32, i32)> {
+        let state = self.state.lock().expect("cluster lock");
+        let metadata = state.topics.get(topic)?.as_ref().ok()?;
+        let index = usize::try_from(partition).ok()?;
+        let leader = *metadata.leaders.get(index)?;
+        let epoch = metadata.leader_epochs.get(index).copied().unwrap_or(-1);
+        (leader >= 0).then_some((leader, epoch))
+    }
+
+    /// KIP-951: a Produce or Fetch answer named the partition's current
+    /// leader. Taken when it is newer than what the cache holds and the
+    /// broker's address is known, so the next request goes there without
+    /// waiting for Metadata. Returns whether the cache changed.
+    pub fn apply_leader_hint(&self, topic: &str, partition: i32, leader: i32, epoch: i32) -> bool {
+        let Ok(index) = usize::try_from(partition) else {
+            return false;
+        };
+        if leader < 0 || epoch < 0 {
+            return false;
+        }
+        let mut state = self.state.lock().expect("cluster lock");
+        if !state.brokers.contains_key(&leader) {
+            return false;
+        }
+        let Some(Ok(metadata)) = state.topics.get(topic) else {
+            return false;
+        };
+        if metadata
+            .leader_epochs
+            .get(index)
+            .is_none_or(|&cached| cached >= epoch)
+        {
+            return false;
+        }
+        let mut updated = TopicMetadata::clone(metadata);
+        updated.leaders[index] = leader;
+        updated.leader_epochs[index] = epoch;
+        state.topics.insert(topic.to_owned(), Ok(Arc::new(updated)));
+        if let Some(seen) = state.epochs.get_mut(topic) {
+            if let Some(slot) = seen.per_partition.get_mut(index) {
+                *slot = (*slot).max(epoch);
+            }
+        }
+        true
+    }
+
+    /// Adds brokers a Produce answer named (KIP-951 `NodeEndpoints`), so a
+    /// leader hint pointing at a broker this client has not met can be used.
+    pub fn learn_brokers(&self, brokers: impl IntoIterator<Item = (i32, String)>) {
+        let mut state = self.state.lock().expect("cluster lock");
+        for (id, address) in brokers {
+            state.brokers.insert(id, address);
+        }
+    }
+
     /// Forgets the leaders of `topic` so the next lookup refreshes them.
     pub fn invalidate(&self, topic: &str) {
         self.state
@@ -196,7 +260,8 @@ impl Cluster {
     }
 
     fn apply(&self, response: MetadataResponse) {
-        let mut state = self.state.lock().expect("cluster lock");
+        let mut guard = self.state.lock().expect("cluster lock");
+        let state = &mut *guard;
         for broker in &response.brokers {
             state.brokers.insert(
                 broker.node_id.0,
@@ -207,20 +272,53 @@ impl Cluster {
             let Some(name) = topic.name else { continue };
             let code = KafkaCode(topic.error_code);
             let entry = if code.is_ok() && !topic.partitions.is_empty() {
-                let mut leaders = vec![-1; topic.partitions.len()];
-                for partition in &topic.partitions {
-                    if let Some(slot) = usize::try_from(partition.partition_index)
-                        .ok()
-                        .and_then(|i| leaders.get_mut(i))
-                    {
-                        *slot = if KafkaCode(partition.error_code).class() == ErrorClass::None {
-                            partition.leader_id.0
-                        } else {
-                            -1
-                        };
-                    }
+                let previous = state
+                    .topics
+                    .get(name.as_str())
+                    .and_then(|t| t.as_ref().ok())
+                    .cloned();
+                let seen = state.epochs.entry(name.to_string()).or_default();
+                if seen.topic_id != *topic.topic_id.as_bytes() {
+                    *seen = SeenEpochs {
+                        topic_id: *topic.topic_id.as_bytes(),
+                        per_partition: Vec::new(),
+                    };
                 }
-                Ok(Arc::new(TopicMetadata { leaders }))
+                seen.per_partition
+                    .resize(topic.partitions.len().max(seen.per_partition.len()), -1);
+                let mut leaders = vec![-1; topic.partitions.len()];
+                let mut leader_epochs = vec![-1; topic.partitions.len()];
+                for partition in &topic.partitions {
+                    let Some(index) = usize::try_from(partition.partition_index)
+                        .ok()
+                        .filter(|&i| i < leaders.len())
+                    else {
+                        continue;
+                    };
+                    let seen_epoch = seen.per_partition[index];
+                    if partition.leader_epoch >= 0 && partition.leader_epoch < seen_epoch {
+                        // Stale: this broker has not heard of the newer
+                        // leader yet. Keep what the cache knew.
+                        if let Some(previous) = &previous {
+                            leaders[index] = previous.leaders.get(index).copied().unwrap_or(-1);
+                            leader_epochs[index] =
+                                previous.leader_epochs.get(index).copied().unwrap_or(-1);
+                        }
+                        continue;
+                    }
+                    seen.per_partition[index] = seen_epoch.max(partition.leader_epoch);
+                    leader_epochs[index] = partition.leader_epoch;
+                    leaders[index] = if KafkaCode(partition.error_code).class() == ErrorClass::None
+                    {
+                        partition.leader_id.0
+                    } else {
+                        -1
+                    };
+                }
+                Ok(Arc::new(TopicMetadata {
+                    leaders,
+                    leader_epochs,
+                }))
             } else {
                 debug!(topic = name.as_str(), %code, "topic metadata error");
                 Err(if code.is_ok() { KafkaCode(5) } else { code })
@@ -354,3 +452,6 @@ impl Cluster {
         Err(last)
     }
 }
+
+#[cfg(test)]
+mod epoch_tests;

@@ -22,6 +22,7 @@
 //! | `request.timeout.ms` | 30000 | |
 //! | `retry.backoff.ms` / `retry.backoff.max.ms` | 100 / 1000 | wait before retrying a failed lookup, commit or fetch, doubling with ±20 % jitter (KIP-580) |
 //! | `reconnect.backoff.ms` / `reconnect.backoff.max.ms` | 50 / 1000 | wait before reconnecting to a broker whose last attempt failed, doubling with ±20 % jitter |
+//! | `socket.connection.setup.timeout.ms` | 10000 | TCP connect and TLS handshake to one broker (KIP-601) |
 //! | `allow.auto.create.topics` | `false` | |
 //! | `security.protocol`, `sasl.*`, `ssl.*` | `PLAINTEXT` | as for the producer |
 
@@ -31,8 +32,8 @@ use std::time::Duration;
 use kafka_wire::conn::{SaslConfig, TlsConfig};
 
 use crate::config::{
-    boolean, invalid, millis, number, positive, properties_of, servers, with_env, ConfigError,
-    Security, IGNORED_KEYS,
+    boolean, invalid, millis, number, positive, positive_millis, properties_of, servers, with_env,
+    ConfigError, Security, IGNORED_KEYS,
 };
 
 /// Where to start when a partition has no committed offset (or it is out of range).
@@ -121,6 +122,8 @@ pub struct ConsumerConfig {
     pub reconnect_backoff: Duration,
     /// `reconnect.backoff.max.ms`.
     pub reconnect_backoff_max: Duration,
+    /// `socket.connection.setup.timeout.ms`: TCP connect plus TLS handshake.
+    pub connection_setup_timeout: Duration,
     /// `allow.auto.create.topics`.
     pub allow_auto_create_topics: bool,
     /// SASL from `security.protocol` + `sasl.*`.
@@ -157,6 +160,7 @@ impl Default for ConsumerConfig {
             retry_backoff_max: Duration::from_millis(1_000),
             reconnect_backoff: Duration::from_millis(50),
             reconnect_backoff_max: Duration::from_millis(1_000),
+            connection_setup_timeout: Duration::from_millis(10_000),
             allow_auto_create_topics: false,
             sasl: None,
             tls: None,
@@ -251,6 +255,9 @@ impl ConsumerConfig {
             "retry.backoff.max.ms" => self.retry_backoff_max = millis(key, value)?,
             "reconnect.backoff.ms" => self.reconnect_backoff = millis(key, value)?,
             "reconnect.backoff.max.ms" => self.reconnect_backoff_max = millis(key, value)?,
+            "socket.connection.setup.timeout.ms" => {
+                self.connection_setup_timeout = positive_millis(key, value)?
+            }
             "allow.auto.create.topics" => self.allow_auto_create_topics = boolean(key, value)?,
             "max.poll.records" => {
                 number::<u32>(key, value, "a positive integer")?;
@@ -378,6 +385,10 @@ impl ConsumerConfig {
             (
                 "reconnect.backoff.max.ms".to_owned(),
                 ms(self.reconnect_backoff_max),
+            ),
+            (
+                "socket.connection.setup.timeout.ms".to_owned(),
+                ms(self.connection_setup_timeout),
             ),
             (
                 "allow.auto.create.topics".to_owned(),

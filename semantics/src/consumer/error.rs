@@ -35,6 +35,27 @@ pub enum ConsumeError {
         /// What the broker said (OFFSET_OUT_OF_RANGE, or NONE when nothing was committed).
         code: KafkaCode,
     },
+    /// The partition's log was truncated under the consumer (an unclean
+    /// leader election, KIP-320) and `auto.offset.reset=none`: the records
+    /// from `divergent_offset` to `offset` that this consumer read are gone
+    /// and others may take their offsets. The partition stops; `seek` to
+    /// go on (to `divergent_offset` to read the new log's records there).
+    /// With a reset policy the consumer moves to `divergent_offset` itself.
+    #[error("log of {topic}-{partition} truncated below the position {offset}: {}", match divergent_offset {
+        Some(at) => format!("the leader's log parts from the history read at offset {at}"),
+        None => "where it parts from the history read is unknown".to_owned(),
+    })]
+    LogTruncated {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The fetch position when the truncation was found.
+        offset: i64,
+        /// The first offset whose record may differ from what was read
+        /// (`None` when the leader cannot tell).
+        divergent_offset: Option<i64>,
+    },
     /// A partition-level error retries will not fix (authorization, …).
     #[error("{topic}-{partition}: {code}")]
     Partition {

@@ -18,6 +18,24 @@ pub struct FetchTarget {
     pub tp: TopicPartition,
     /// First offset wanted.
     pub offset: i64,
+    /// The leader epoch this client believes current (−1: unknown). A
+    /// broker that is no longer the leader answers FENCED_LEADER_EPOCH, one
+    /// that has not caught up UNKNOWN_LEADER_EPOCH (KIP-320).
+    pub current_leader_epoch: i32,
+    /// The leader epoch of the batch before `offset` (−1: unknown). The
+    /// leader answers with a diverging epoch when its log no longer holds
+    /// that history: the log was truncated under the consumer (Fetch v12).
+    pub last_fetched_epoch: i32,
+}
+
+/// Where the leader's log parts from the history the consumer read: its
+/// last epoch not after the consumer's and that epoch's end offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochEnd {
+    /// The leader epoch.
+    pub epoch: i32,
+    /// The offset the leader's log ends that epoch at.
+    pub end_offset: i64,
 }
 
 /// One partition's part of a Fetch response.
@@ -38,20 +56,38 @@ pub enum PartitionFetch {
         last_stable_offset: i64,
         /// Bytes of record data, for prefetch accounting.
         bytes: usize,
+        /// Set when the log was truncated below the fetch position.
+        diverging: Option<EpochEnd>,
     },
-    /// The broker's error for this partition.
-    Error(KafkaCode),
+    /// The broker's error for this partition, and the leader it named, if
+    /// any (KIP-951: broker id and leader epoch).
+    Error(KafkaCode, Option<(i32, i32)>),
 }
 
-/// A full (session-less) Fetch for `targets`.
-pub fn build_request(config: &ConsumerConfig, targets: &[FetchTarget]) -> FetchRequest {
+/// A full (session-less) Fetch for `targets`, to be sent at `version`
+/// (the epochs go only where the version has room for them).
+pub fn build_request(
+    config: &ConsumerConfig,
+    targets: &[FetchTarget],
+    version: i16,
+) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
     for target in targets {
+        let current_leader_epoch = if version >= 9 {
+            target.current_leader_epoch
+        } else {
+            -1
+        };
+        let last_fetched_epoch = if version >= 12 {
+            target.last_fetched_epoch
+        } else {
+            -1
+        };
         let partition = FetchPartition::default()
             .with_partition(target.tp.partition)
-            .with_current_leader_epoch(-1)
+            .with_current_leader_epoch(current_leader_epoch)
             .with_fetch_offset(target.offset)
-            .with_last_fetched_epoch(-1)
+            .with_last_fetched_epoch(last_fetched_epoch)
             .with_log_start_offset(-1)
             .with_partition_max_bytes(clamp_i32(config.max_partition_fetch_bytes));
         match topics
@@ -99,7 +135,10 @@ pub fn decode_response(
             let fetched = if code.is_ok() {
                 decode_partition(partition, options)
             } else {
-                PartitionFetch::Error(code)
+                let leader = &partition.current_leader;
+                let hint = (leader.leader_id.0 >= 0 && leader.leader_epoch >= 0)
+                    .then_some((leader.leader_id.0, leader.leader_epoch));
+                PartitionFetch::Error(code, hint)
             };
             out.push((tp, fetched));
         }
@@ -120,6 +159,12 @@ fn decode_partition(
             first_offset: a.first_offset,
         })
         .collect();
+    let diverging = (partition.diverging_epoch.epoch >= 0
+        && partition.diverging_epoch.end_offset >= 0)
+        .then_some(EpochEnd {
+            epoch: partition.diverging_epoch.epoch,
+            end_offset: partition.diverging_epoch.end_offset,
+        });
     let records = partition.records.unwrap_or_default();
     let bytes = records.len();
     let mut batches = Vec::new();
@@ -142,5 +187,36 @@ fn decode_partition(
         high_watermark: partition.high_watermark,
         last_stable_offset: partition.last_stable_offset,
         bytes,
+        diverging,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> FetchTarget {
+        FetchTarget {
+            tp: TopicPartition::new("t", 0),
+            offset: 42,
+            current_leader_epoch: 5,
+            last_fetched_epoch: 4,
+        }
+    }
+
+    fn epochs(version: i16) -> (i32, i32) {
+        let request = build_request(&ConsumerConfig::default(), &[target()], version);
+        let partition = &request.topics[0].partitions[0];
+        (partition.current_leader_epoch, partition.last_fetched_epoch)
+    }
+
+    /// KIP-320: the epochs go where the version has a field for them (v9
+    /// current leader epoch, v12 last fetched epoch); a lower version would
+    /// refuse to encode them.
+    #[test]
+    fn epochs_are_sent_where_the_version_carries_them() {
+        assert_eq!(epochs(12), (5, 4));
+        assert_eq!(epochs(11), (5, -1));
+        assert_eq!(epochs(8), (-1, -1));
     }
 }

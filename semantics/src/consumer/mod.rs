@@ -43,6 +43,7 @@ mod partition;
 mod positions;
 pub mod read_committed;
 mod shared;
+mod validate;
 
 use std::fmt;
 use std::pin::Pin;
@@ -175,9 +176,13 @@ impl Consumer {
         // A Fetch may wait fetch.max.wait.ms at the broker before answering.
         let (cluster, connection) = Cluster::for_client(
             config.bootstrap_servers.clone(),
-            &config.client_id,
-            config.request_timeout + config.fetch_max_wait,
-            config.sasl.clone(),
+            kafka_wire::conn::ConnectionConfig {
+                client_id: Some(config.client_id.clone()),
+                request_timeout: config.request_timeout + config.fetch_max_wait,
+                sasl: config.sasl.clone(),
+                setup_timeout: config.connection_setup_timeout,
+                ..kafka_wire::conn::ConnectionConfig::default()
+            },
             config.tls.clone(),
             config.allow_auto_create_topics,
             crate::cluster::ReconnectBackoff {

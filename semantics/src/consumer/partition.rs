@@ -116,6 +116,9 @@ pub struct PartitionState {
     pub halted: bool,
     /// Do not fetch before this instant (after a retriable error).
     pub retry_at: Option<Instant>,
+    /// Retriable errors in a row for this partition: the backoff doubles
+    /// with them (KIP-580); a fetch that returns data clears it.
+    pub failures: u32,
     /// Last high watermark seen.
     pub high_watermark: i64,
     /// Where reading ends for now under the isolation level (the high
@@ -124,6 +127,16 @@ pub struct PartitionState {
     pub end_offset: i64,
     /// Offset last committed by this consumer.
     pub committed: Option<i64>,
+    /// Leader epoch of the last batch fetched (−1: unknown, as after a
+    /// seek): the history a new leader's log is checked against (KIP-320).
+    pub fetch_epoch: i32,
+    /// The leader epoch the last fetch was sent under (−1: none yet).
+    pub fetched_under_epoch: i32,
+    /// The position must be validated with the leader before the next
+    /// fetch (the leader changed, or a fetch said the epoch moved).
+    pub needs_validation: bool,
+    /// An OffsetForLeaderEpoch for this partition is in flight.
+    pub validating: bool,
     /// Records below this offset are dropped (a fetch from mid-batch returns the whole batch).
     floor: i64,
     filter: ReadCommittedFilter,
@@ -144,9 +157,14 @@ impl PartitionState {
             in_flight: false,
             halted: false,
             retry_at: None,
+            failures: 0,
             high_watermark: -1,
             end_offset: -1,
             committed: None,
+            fetch_epoch: -1,
+            fetched_under_epoch: -1,
+            needs_validation: false,
+            validating: false,
             floor: 0,
             filter: ReadCommittedFilter::new(),
         }
@@ -175,6 +193,7 @@ impl PartitionState {
             && !self.paused
             && !self.in_flight
             && !self.halted
+            && !self.validating
             && self.retry_at.is_none_or(|at| at <= now)
     }
 
@@ -187,7 +206,32 @@ impl PartitionState {
         self.floor = offset;
         self.halted = false;
         self.retry_at = None;
+        self.failures = 0;
+        // A position chosen by the application (or a reset) has no history
+        // to validate (the Java client's seek likewise drops the epoch).
+        self.fetch_epoch = -1;
+        self.needs_validation = false;
+        self.validating = false;
         self.filter.reset();
+    }
+
+    /// Moves the position back to `offset`, where the application stopped
+    /// (a pause drops what was fetched beyond it), keeping the history for
+    /// validation: the last fetched epoch is at or after the one at
+    /// `offset` (epochs only grow along a log), so the leader's answer for
+    /// it still finds a truncation below `offset`.
+    pub fn rewind(&mut self, offset: i64) {
+        let epoch = self.fetch_epoch;
+        let needs_validation = self.needs_validation;
+        self.reposition(offset);
+        self.fetch_epoch = epoch;
+        self.needs_validation = needs_validation;
+    }
+
+    /// Holds fetching back after a retriable error, longer each time in a row.
+    pub fn back_off(&mut self, policy: &crate::retry::RetryPolicy) {
+        self.failures = self.failures.saturating_add(1);
+        self.retry_at = Some(Instant::now() + policy.backoff(self.failures));
     }
 
     /// Position the application has reached: where to resume after a pause.
@@ -227,6 +271,7 @@ impl PartitionState {
                 continue; // wholly before the position: sent again from mid-batch
             }
             self.fetch_offset = Some(next);
+            self.fetch_epoch = batch.header.partition_leader_epoch;
             match isolation {
                 IsolationLevel::ReadUncommitted => {
                     deliver(resolve_uncommitted(batch), &mut records, self.floor)

@@ -76,9 +76,13 @@ impl Producer {
         config.validate()?;
         let (cluster, connection) = Cluster::for_client(
             config.bootstrap_servers.clone(),
-            &config.client_id,
-            config.request_timeout,
-            config.sasl.clone(),
+            kafka_wire::conn::ConnectionConfig {
+                client_id: Some(config.client_id.clone()),
+                request_timeout: config.request_timeout,
+                sasl: config.sasl.clone(),
+                setup_timeout: config.connection_setup_timeout,
+                ..kafka_wire::conn::ConnectionConfig::default()
+            },
             config.tls.clone(),
             config.allow_auto_create_topics,
             crate::cluster::ReconnectBackoff {

@@ -144,11 +144,24 @@ pub(crate) struct PartitionAnswer {
     pub base_offset: i64,
     pub log_append_time: Option<i64>,
     pub message: Option<String>,
+    /// KIP-951: the partition's leader (broker id, leader epoch) when the
+    /// broker refused the batch for not leading it.
+    pub leader_hint: Option<(i32, i32)>,
 }
 
+/// Each partition's answer, by topic and partition.
+pub(crate) type PartitionAnswers = HashMap<(Arc<str>, i32), PartitionAnswer>;
+
+/// Each partition's answer, and the brokers the response named (KIP-951
+/// `NodeEndpoints`, so a leader hint can point at a broker not met yet).
 pub(crate) fn partition_answers(
     response: ProduceResponse,
-) -> HashMap<(Arc<str>, i32), PartitionAnswer> {
+) -> (PartitionAnswers, Vec<(i32, String)>) {
+    let brokers = response
+        .node_endpoints
+        .iter()
+        .map(|n| (n.node_id.0, format!("{}:{}", n.host.as_str(), n.port)))
+        .collect();
     let mut answers = HashMap::new();
     for topic in response.responses {
         let name: Arc<str> = Arc::from(topic.name.0.as_str());
@@ -161,9 +174,15 @@ pub(crate) fn partition_answers(
                     log_append_time: (partition.log_append_time_ms >= 0)
                         .then_some(partition.log_append_time_ms),
                     message: partition.error_message.map(|m| m.to_string()),
+                    leader_hint: (partition.current_leader.leader_id.0 >= 0
+                        && partition.current_leader.leader_epoch >= 0)
+                        .then_some((
+                            partition.current_leader.leader_id.0,
+                            partition.current_leader.leader_epoch,
+                        )),
                 },
             );
         }
     }
-    answers
+    (answers, brokers)
 }

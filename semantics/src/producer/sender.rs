@@ -469,7 +469,10 @@ impl Sender {
                 }
             }
             Ok(response) => {
-                let answers = partition_answers(response.unwrap_or_default());
+                let (answers, brokers) = partition_answers(response.unwrap_or_default());
+                if !brokers.is_empty() {
+                    self.shared.cluster.learn_brokers(brokers);
+                }
                 for outbound in returned.batches {
                     let answer = answers
                         .get(&(outbound.topic.clone(), outbound.partition))
@@ -490,6 +493,7 @@ impl Sender {
         if code.is_ok() {
             return self.acknowledge(outbound, answer.base_offset, answer.log_append_time);
         }
+        let answer_hint = answer.leader_hint;
         if code == MESSAGE_TOO_LARGE && outbound.batch.record_count > 1 {
             return self.split_and_requeue(outbound, answer.message);
         }
@@ -511,7 +515,7 @@ impl Sender {
             message: answer.message,
         };
         if self.shared.txn.is_some() && verdict != SequenceVerdict::AlreadyWritten {
-            return self.settle_transactional_error(outbound, error, code, verdict);
+            return self.settle_transactional_error(outbound, error, code, verdict, answer_hint);
         }
         match verdict {
             SequenceVerdict::AlreadyWritten => self.acknowledge(outbound, answer.base_offset, None),
@@ -537,8 +541,7 @@ impl Sender {
             SequenceVerdict::RetryInOrder => self.requeue(outbound, error, false),
             SequenceVerdict::NotSequenceRelated => {
                 if code.class() == ErrorClass::RefreshMetadata {
-                    self.shared.cluster.invalidate(&outbound.topic);
-                    self.refresh_metadata(vec![outbound.topic.to_string()]);
+                    self.follow_leader(&outbound, answer_hint);
                 }
                 let retriable = code.class().is_retriable();
                 self.retry_or_fail(outbound, error, retriable);
@@ -559,6 +562,7 @@ impl Sender {
         error: ProduceError,
         code: KafkaCode,
         verdict: SequenceVerdict,
+        answer_hint: Option<(i32, i32)>,
     ) {
         if code == KafkaCode(90) {
             warn!(%code, "transactional producer fenced");
@@ -584,13 +588,30 @@ impl Sender {
             }
             SequenceVerdict::NotSequenceRelated if !failed_already => {
                 if code.class() == ErrorClass::RefreshMetadata {
-                    self.shared.cluster.invalidate(&outbound.topic);
-                    self.refresh_metadata(vec![outbound.topic.to_string()]);
+                    self.follow_leader(&outbound, answer_hint);
                 }
                 let retriable = code.class().is_retriable();
                 self.retry_or_fail(outbound, error, retriable);
             }
             _ => self.finish(outbound, Err(error)),
+        }
+    }
+
+    /// The batch's broker does not lead its partition (any more): take the
+    /// leader the answer named (KIP-951), or forget the topic's leaders and
+    /// ask Metadata.
+    fn follow_leader(&mut self, outbound: &Outbound, hint: Option<(i32, i32)>) {
+        let hinted = hint.is_some_and(|(leader, epoch)| {
+            self.shared.cluster.apply_leader_hint(
+                &outbound.topic,
+                outbound.partition,
+                leader,
+                epoch,
+            )
+        });
+        if !hinted {
+            self.shared.cluster.invalidate(&outbound.topic);
+            self.refresh_metadata(vec![outbound.topic.to_string()]);
         }
     }
 

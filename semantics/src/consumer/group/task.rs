@@ -34,6 +34,8 @@ pub struct GroupTask {
     /// As leader: the partition counts the last assignment was computed
     /// from, and when they were last compared with the cluster's.
     assigned_from: Option<(BTreeMap<String, i32>, std::time::Instant)>,
+    /// Failed steps in a row: the backoff doubles with them (KIP-580).
+    failures: u32,
 }
 
 impl GroupTask {
@@ -60,6 +62,7 @@ impl GroupTask {
             RebalanceProtocol::Eager
         };
         Self {
+            failures: 0,
             membership: Membership::new(group.instance_id.clone()),
             group,
             shared,
@@ -135,7 +138,16 @@ impl GroupTask {
 
     /// Acts on a step; false when the member is done for good.
     async fn apply(&mut self, step: Step) -> bool {
-        let backoff = self.shared.config.retry_backoff;
+        let backoff = match step {
+            Step::RetryAfterBackoff | Step::FindCoordinator => {
+                self.failures = self.failures.saturating_add(1);
+                self.shared.config.retry_policy().backoff(self.failures)
+            }
+            _ => {
+                self.failures = 0;
+                Duration::ZERO
+            }
+        };
         match step {
             Step::Proceed | Step::Rejoin => {}
             Step::RetryAfterBackoff => tokio::time::sleep(backoff).await,
@@ -295,9 +307,10 @@ impl GroupTask {
         // next rebalance: a few tries, then the cache.
         let config = &self.shared.config;
         let mut counts = None;
+        let policy = config.retry_policy();
         for attempt in 0..3 {
             if attempt > 0 {
-                tokio::time::sleep(config.retry_backoff).await;
+                tokio::time::sleep(policy.backoff(attempt)).await;
             }
             counts = self.partition_counts(&topics, config.request_timeout).await;
             if counts.is_some() {

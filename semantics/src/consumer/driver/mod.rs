@@ -19,6 +19,9 @@ use super::offsets::GroupMetadata;
 use super::partition::{Delivery, PartitionState};
 use super::positions::resolve_positions;
 use super::shared::Shared;
+use super::validate::{Validation, ValidationTarget};
+
+mod validation;
 use super::{ConsumeError, RebalanceListener, TopicPartition};
 use crate::fast_hash::FastMap;
 
@@ -75,6 +78,11 @@ enum Internal {
             Result<i64, ConsumeError>,
         )>,
     ),
+    /// OffsetForLeaderEpoch answered (or failed) for positions to validate.
+    Validated {
+        targets: Vec<(ValidationTarget, Arc<super::partition::Cursor>)>,
+        result: Result<Vec<(TopicPartition, Validation)>, FetchFailure>,
+    },
     MetadataRefreshed,
     /// A commit succeeded with these offsets.
     Committed(FastMap<TopicPartition, i64>),
@@ -106,6 +114,10 @@ pub struct Driver {
     partitions: FastMap<TopicPartition, PartitionState>,
     brokers_busy: HashSet<i32>,
     broker_retry_at: HashMap<i32, Instant>,
+    /// Failed fetches in a row per broker: its backoff doubles with them.
+    broker_failures: HashMap<i32, u32>,
+    /// `retry.backoff.ms` doubling to `retry.backoff.max.ms` (KIP-580).
+    retry: crate::retry::RetryPolicy,
     refreshing_metadata: bool,
     group: Option<GroupLink>,
     listener: Option<Arc<dyn RebalanceListener>>,
@@ -134,6 +146,7 @@ impl Driver {
             ..DecodeOptions::default()
         };
         let next_auto_commit = Instant::now() + shared.config.auto_commit_interval;
+        let retry = shared.config.retry_policy();
         let commits = shared
             .group
             .clone()
@@ -147,6 +160,8 @@ impl Driver {
             partitions: FastMap::default(),
             brokers_busy: HashSet::new(),
             broker_retry_at: HashMap::new(),
+            broker_failures: HashMap::new(),
+            retry,
             refreshing_metadata: false,
             group: None,
             listener,
@@ -299,7 +314,7 @@ impl Driver {
                 // Records already fetched are withheld; fetching resumes where
                 // the application stopped.
                 if let Some(offset) = state.resume_offset() {
-                    state.reposition(offset);
+                    state.rewind(offset);
                 }
             }
             state.paused = pause;
@@ -432,6 +447,7 @@ impl Driver {
                     }
                 }
             }
+            Internal::Validated { targets, result } => self.on_validated(targets, result),
             Internal::MetadataRefreshed => self.refreshing_metadata = false,
             // Recorded only once the coordinator took it: a failed commit is
             // tried again by the next auto-commit.
@@ -457,40 +473,73 @@ impl Driver {
     }
 
     /// Starts a fetch to every broker that leads a fetchable partition and has
-    /// none in flight, while the prefetched bytes are under the limit.
+    /// none in flight, while the prefetched bytes are under the limit; first
+    /// validates positions whose leader changed (KIP-320).
     fn start_fetches(&mut self) {
         if self.shared.buffered.load(Ordering::Acquire) >= self.shared.config.max_prefetch_bytes {
             return;
         }
         let now = Instant::now();
-        let mut per_broker: HashMap<i32, Vec<TopicPartition>> = HashMap::new();
+        let mut per_broker: HashMap<i32, Vec<(TopicPartition, i32)>> = HashMap::new();
+        let mut to_validate: HashMap<i32, Vec<(ValidationTarget, Arc<super::partition::Cursor>)>> =
+            HashMap::new();
         let mut missing_leader = false;
-        for (tp, state) in &self.partitions {
+        for (tp, state) in &mut self.partitions {
             if !state.fetchable(now) {
                 continue;
             }
-            match self.shared.cluster.leader(&tp.topic, tp.partition) {
-                Some(leader)
-                    if !self.brokers_busy.contains(&leader)
-                        && !self.broker_retry_at.contains_key(&leader) =>
-                {
-                    per_broker.entry(leader).or_default().push(tp.clone())
-                }
-                Some(_) => {}
-                None => missing_leader = true,
+            let Some((leader, epoch)) = self
+                .shared
+                .cluster
+                .leader_and_epoch(&tp.topic, tp.partition)
+            else {
+                missing_leader = true;
+                continue;
+            };
+            if epoch > state.fetched_under_epoch && state.fetched_under_epoch >= 0 {
+                // A new leader: the history read so far must be in its log.
+                state.needs_validation = true;
+            }
+            if state.needs_validation && state.fetch_epoch < 0 {
+                state.needs_validation = false; // nothing read yet to check
+            }
+            if state.needs_validation {
+                let Some(offset) = state.fetch_offset else {
+                    continue;
+                };
+                state.validating = true;
+                to_validate.entry(leader).or_default().push((
+                    ValidationTarget {
+                        tp: tp.clone(),
+                        offset,
+                        last_fetched_epoch: state.fetch_epoch,
+                        current_leader_epoch: epoch,
+                    },
+                    state.cursor.clone(),
+                ));
+                continue;
+            }
+            if !self.brokers_busy.contains(&leader) && !self.broker_retry_at.contains_key(&leader) {
+                per_broker
+                    .entry(leader)
+                    .or_default()
+                    .push((tp.clone(), epoch));
             }
         }
         if missing_leader {
             self.refresh_metadata();
+        }
+        for (broker, targets) in to_validate {
+            self.start_validation(broker, targets);
         }
         for (broker, tps) in per_broker {
             self.start_fetch(broker, tps);
         }
     }
 
-    fn start_fetch(&mut self, broker: i32, tps: Vec<TopicPartition>) {
+    fn start_fetch(&mut self, broker: i32, tps: Vec<(TopicPartition, i32)>) {
         let mut targets = Vec::with_capacity(tps.len());
-        for tp in tps {
+        for (tp, leader_epoch) in tps {
             let Some(state) = self.partitions.get_mut(&tp) else {
                 continue;
             };
@@ -498,24 +547,38 @@ impl Driver {
                 continue;
             };
             state.in_flight = true;
-            targets.push((FetchTarget { tp, offset }, state.cursor.clone()));
+            state.fetched_under_epoch = leader_epoch;
+            let target = FetchTarget {
+                tp,
+                offset,
+                current_leader_epoch: leader_epoch,
+                last_fetched_epoch: state.fetch_epoch,
+            };
+            targets.push((target, state.cursor.clone()));
         }
         self.brokers_busy.insert(broker);
-        let request = build_request(
-            &self.shared.config,
-            &targets.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
-        );
         let shared = self.shared.clone();
         let tx = self.internal_tx.clone();
         let decode = self.decode;
         tokio::spawn(async move {
             let result = match shared.cluster.connection(broker).await {
-                Ok(connection) => match connection.send(&request).await {
-                    Ok(response) => {
-                        decode_response(response, &decode).map_err(FetchFailure::Broker)
+                Ok(connection) => {
+                    let version = connection
+                        .versions()
+                        .version_for::<kafka_wire::protocol::messages::FetchRequest>()
+                        .unwrap_or(-1);
+                    let request = build_request(
+                        &shared.config,
+                        &targets.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
+                        version,
+                    );
+                    match connection.send(&request).await {
+                        Ok(response) => {
+                            decode_response(response, &decode).map_err(FetchFailure::Broker)
+                        }
+                        Err(e) => Err(FetchFailure::Connection(e)),
                     }
-                    Err(e) => Err(FetchFailure::Connection(e)),
-                },
+                }
                 Err(e) => Err(FetchFailure::Connection(e)),
             };
             let _ = tx.send(Internal::Fetched {
@@ -564,13 +627,16 @@ impl Driver {
                     FetchFailure::Connection(e) => debug!(broker, error = %e, "fetch failed"),
                     FetchFailure::Broker(code) => debug!(broker, %code, "fetch refused"),
                 }
-                let backoff = self.shared.config.retry_backoff;
+                let failures = self.broker_failures.entry(broker).or_default();
+                *failures = failures.saturating_add(1);
+                let backoff = self.retry.backoff(*failures);
                 self.broker_retry_at
                     .insert(broker, Instant::now() + backoff);
                 self.refresh_metadata();
                 return;
             }
         };
+        self.broker_failures.remove(&broker);
         let current: HashMap<&TopicPartition, (&Arc<super::partition::Cursor>, i64)> = targets
             .iter()
             .map(|(t, c)| (&t.tp, (c, t.offset)))
@@ -601,7 +667,6 @@ impl Driver {
     ) -> Vec<Delivery> {
         let isolation = self.shared.config.isolation_level;
         let reset = self.shared.config.auto_offset_reset;
-        let backoff = self.shared.config.retry_backoff;
         let Some(state) = self.partitions.get_mut(tp) else {
             return Vec::new();
         };
@@ -614,7 +679,17 @@ impl Driver {
                 high_watermark,
                 last_stable_offset,
                 bytes,
+                diverging,
             } => {
+                if let Some(end) = diverging {
+                    // Fetch v12: the leader found its log parts from the
+                    // history this consumer read (KIP-320).
+                    return self
+                        .truncated(tp, offset, Some(end.end_offset))
+                        .into_iter()
+                        .collect();
+                }
+                state.failures = 0;
                 state.high_watermark = high_watermark;
                 state.end_offset = match isolation {
                     super::IsolationLevel::ReadCommitted if last_stable_offset >= 0 => {
@@ -638,7 +713,7 @@ impl Driver {
                     });
                 }
             }
-            PartitionFetch::Error(code) if code.0 == 1 => {
+            PartitionFetch::Error(code, _) if code.0 == 1 => {
                 // OFFSET_OUT_OF_RANGE: reset per auto.offset.reset.
                 if reset == super::OffsetReset::None {
                     state.halted = true;
@@ -658,12 +733,30 @@ impl Driver {
                     self.add_reset(tp.clone(), &assignment);
                 }
             }
-            PartitionFetch::Error(code) => match code.class() {
+            PartitionFetch::Error(code, hint) => match code.class() {
                 ErrorClass::Retriable | ErrorClass::RefreshMetadata => {
-                    debug!(%tp, %code, "fetch error; retrying");
-                    state.retry_at = Some(Instant::now() + backoff);
-                    self.shared.cluster.invalidate(&tp.topic);
-                    self.refresh_metadata();
+                    debug!(%tp, %code, ?hint, "fetch error; retrying");
+                    // FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH: the
+                    // leadership moved; check the position with the leader
+                    // before fetching again (KIP-320).
+                    if code.0 == 74 || code.0 == 75 {
+                        state.needs_validation = true;
+                    }
+                    // KIP-951: the broker named the new leader; go there
+                    // at once instead of waiting for Metadata.
+                    let hinted = hint.is_some_and(|(leader, epoch)| {
+                        self.shared.cluster.apply_leader_hint(
+                            &tp.topic,
+                            tp.partition,
+                            leader,
+                            epoch,
+                        )
+                    });
+                    if !hinted {
+                        state.back_off(&self.retry);
+                        self.shared.cluster.invalidate(&tp.topic);
+                        self.refresh_metadata();
+                    }
                 }
                 _ => {
                     state.halted = true;
