@@ -137,10 +137,11 @@ pub async fn create_topic_on_replicas(
 /// Runs an unclean leader election for `topic`/`partition` (any live
 /// replica may become leader, in sync or not: what an operator does to get
 /// a partition back whose in-sync replicas are all down, accepting the loss
-/// of what only they held) until Metadata shows `wanted` leading, for up
-/// to 60 s.
+/// of what only they held) through `bootstrap` until Metadata shows
+/// `wanted` leading, for up to 90 s. Each try uses a new connection: while
+/// the controllers elect a new active one, a request may go unanswered.
 pub async fn elect_unclean(
-    connection: &Connection,
+    bootstrap: &str,
     topic: &str,
     partition: i32,
     wanted: i32,
@@ -148,7 +149,11 @@ pub async fn elect_unclean(
     use kafka_wire::protocol::messages::elect_leaders_request::TopicPartitions;
     use kafka_wire::protocol::messages::ElectLeadersRequest;
 
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let config = ConnectionConfig {
+        request_timeout: std::time::Duration::from_secs(15),
+        ..ConnectionConfig::default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
         let elect = ElectLeadersRequest::default()
             .with_election_type(1) // unclean
@@ -156,16 +161,20 @@ pub async fn elect_unclean(
             .with_topic_partitions(Some(vec![TopicPartitions::default()
                 .with_topic(topic_name(topic))
                 .with_partitions(vec![partition])]));
-        connection.send(&elect).await?;
-        if let Some((id, _)) = partition_leader(connection, topic, partition).await? {
-            if id == wanted {
-                return Ok(());
-            }
-        }
+        let attempt = async {
+            let connection = connect(bootstrap, None, config.clone()).await?;
+            connection.send(&elect).await?;
+            partition_leader(&connection, topic, partition).await
+        };
+        let last = match attempt.await {
+            Ok(Some((id, _))) if id == wanted => return Ok(()),
+            Ok(_) => None,
+            Err(e) => Some(e),
+        };
         if std::time::Instant::now() > deadline {
-            return Err(OpError::Missing(
-                "Metadata (the unclean election did not happen within 60 s)",
-            ));
+            return Err(last.unwrap_or(OpError::Missing(
+                "Metadata (the unclean election did not happen within 90 s)",
+            )));
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }

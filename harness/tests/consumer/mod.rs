@@ -684,6 +684,11 @@ async fn a_log_truncated_under_the_consumer_is_found_not_skipped() {
     // B stops: the controller fences it and takes it out of the ISR, so A
     // alone acknowledges the next 50 records.
     assert!(cluster.pause(b));
+    // B's last replica fetch is parked at A (up to replica.fetch.wait.max.ms,
+    // 500 ms): once A answers it empty, B sends no other. Records written
+    // before that would sit in B's socket buffer and reach its log when it
+    // resumes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     produce_values(&bootstrap_c, &topic, "lost", 50).await;
     for consumer in [&mut resetting, &mut strict] {
         assert_eq!(
@@ -700,7 +705,7 @@ async fn a_log_truncated_under_the_consumer_is_found_not_skipped() {
     // B, out of sync, is elected: its log ends at 100.
     assert!(cluster.pause(a));
     assert!(cluster.resume(b));
-    wire_ops::elect_unclean(&admin, &topic, 0, b as i32)
+    wire_ops::elect_unclean(&bootstrap_c, &topic, 0, b as i32)
         .await
         .expect("B elected");
     produce_values(&bootstrap_c, &topic, "new", 70).await;
