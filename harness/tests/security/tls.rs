@@ -251,3 +251,37 @@ async fn mutual_tls_admits_only_clients_of_the_trusted_ca() {
         .expect("delivered over mutual TLS");
     producer.close(Duration::from_secs(10)).await;
 }
+
+/// KIP-601: a listener that accepts the TCP connection and then says
+/// nothing (a hung TLS terminator, a half-dead host) fails the connect after
+/// `socket.connection.setup.timeout.ms` instead of holding the caller for
+/// as long as the peer keeps the socket open.
+#[tokio::test]
+async fn a_silent_tls_peer_fails_the_connect_after_the_setup_timeout() {
+    let dir = CertDir::new("silent-peer");
+    let ca = Ca::new(&dir, "silent");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let silent = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(socket);
+    });
+    let started = std::time::Instant::now();
+    let error = connect(
+        &address,
+        Some(&trusting(&ca)),
+        ConnectionConfig {
+            setup_timeout: Duration::from_millis(300),
+            ..ConnectionConfig::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&error, ConnError::SetupTimeout { address: a, .. } if *a == address),
+        "{error}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    silent.abort();
+}

@@ -388,35 +388,3 @@ async fn a_mechanism_the_broker_does_not_enable_is_named() {
         "{error}"
     );
 }
-
-/// KIP-601: a broker that accepts the TCP connection and then says nothing
-/// (a hung TLS terminator, a half-dead host) fails the connect after
-/// `socket.connection.setup.timeout.ms` instead of holding the caller.
-#[cfg(feature = "tls")]
-#[tokio::test]
-async fn a_silent_tls_peer_fails_the_connect_after_the_setup_timeout() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap().to_string();
-    let silent = tokio::spawn(async move {
-        let (socket, _) = listener.accept().await.unwrap();
-        tokio::time::sleep(Duration::from_secs(30)).await;
-        drop(socket);
-    });
-    let started = std::time::Instant::now();
-    let error = crate::conn::connect(
-        &address,
-        Some(&crate::conn::TlsConfig::default()),
-        ConnectionConfig {
-            setup_timeout: Duration::from_millis(300),
-            ..config()
-        },
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(&error, ConnError::SetupTimeout { address: a, .. } if *a == address),
-        "{error}"
-    );
-    assert!(started.elapsed() < Duration::from_secs(5));
-    silent.abort();
-}

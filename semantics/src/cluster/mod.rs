@@ -321,6 +321,11 @@ impl Cluster {
                 }))
             } else {
                 debug!(topic = name.as_str(), %code, "topic metadata error");
+                if code == KafkaCode(3) {
+                    // Deleted: a topic created under the name starts its
+                    // epochs afresh (Metadata before v10 has no topic id).
+                    state.epochs.remove(name.as_str());
+                }
                 Err(if code.is_ok() { KafkaCode(5) } else { code })
             };
             state.topics.insert(name.to_string(), entry);

@@ -204,7 +204,13 @@ impl Driver {
         if self.auto_commit_enabled() {
             at = at.min(self.next_auto_commit);
         }
-        let retries = self.partitions.values().filter_map(|p| p.retry_at);
+        // A backoff already over must not wake the loop at once, over and over.
+        let now = Instant::now();
+        let retries = self
+            .partitions
+            .values()
+            .filter_map(|p| p.retry_at)
+            .filter(|at| *at > now);
         at.min(
             retries
                 .chain(self.broker_retry_at.values().copied())

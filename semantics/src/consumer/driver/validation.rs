@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use kafka_wire::{ConnError, ErrorClass, KafkaCode};
+use kafka_wire::{ConnError, KafkaCode};
 use tracing::{debug, warn};
 
 use super::{Driver, FetchFailure, Internal};
@@ -85,9 +85,7 @@ impl Driver {
                     deliveries.extend(self.truncated(&target.tp, target.offset, None));
                     true
                 }
-                Some(Validation::Error(code))
-                    if code.0 == 35 || code.class() == ErrorClass::Fatal =>
-                {
+                Some(Validation::Error(code)) if code.0 == 35 || !code.class().is_retriable() => {
                     // UNSUPPORTED_VERSION and the like: the broker cannot
                     // say; what it refuses for good shows on the fetch.
                     debug!(tp = %target.tp, %code, "position validation not possible");
@@ -132,6 +130,9 @@ impl Driver {
         divergent_offset: Option<i64>,
     ) -> Option<Delivery> {
         let reset = self.shared.config.auto_offset_reset;
+        // An epoch ending at or after the position leaves nothing behind it
+        // to read again: the logs part at the position at the latest.
+        let divergent_offset = divergent_offset.map(|at| at.min(offset));
         let state = self.partitions.get_mut(tp)?;
         warn!(%tp, offset, ?divergent_offset, "log truncated below the position");
         if reset == OffsetReset::None {
@@ -148,7 +149,13 @@ impl Driver {
             });
         }
         match divergent_offset {
-            Some(at) => state.reposition(at.min(offset)),
+            // From where the logs part, or from where the application
+            // stopped if that is earlier: records fetched but not handed
+            // out are dropped with the cursor and must be read again.
+            Some(at) => {
+                let consumed = state.resume_offset().unwrap_or(offset);
+                state.reposition(at.min(offset).min(consumed))
+            }
             None => {
                 let assignment = state.cursor.assignment.clone();
                 state.cursor.revoked.store(true, Ordering::Release);
