@@ -39,6 +39,17 @@ pub enum OpError {
     Missing(&'static str),
 }
 
+fn topic_configs(configs: &[(&str, &str)]) -> Vec<CreatableTopicConfig> {
+    configs
+        .iter()
+        .map(|(name, value)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string((*name).to_owned()))
+                .with_value(Some(StrBytes::from_string((*value).to_owned())))
+        })
+        .collect()
+}
+
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
@@ -60,14 +71,7 @@ pub async fn create_topic_with_configs(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> Result<(), OpError> {
-    let configs = configs
-        .iter()
-        .map(|(name, value)| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string((*name).to_owned()))
-                .with_value(Some(StrBytes::from_string((*value).to_owned())))
-        })
-        .collect();
+    let configs = topic_configs(configs);
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(30_000)
         .with_topics(vec![CreatableTopic::default()
@@ -101,14 +105,7 @@ pub async fn create_topic_on_replicas(
     use kafka_wire::protocol::messages::create_topics_request::CreatableReplicaAssignment;
     use kafka_wire::protocol::messages::BrokerId;
 
-    let configs = configs
-        .iter()
-        .map(|(name, value)| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string((*name).to_owned()))
-                .with_value(Some(StrBytes::from_string((*value).to_owned())))
-        })
-        .collect();
+    let configs = topic_configs(configs);
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(30_000)
         .with_topics(vec![CreatableTopic::default()
