@@ -71,22 +71,33 @@ pub async fn create_topic_with_configs(
     partitions: i32,
     configs: &[(&str, &str)],
 ) -> Result<(), OpError> {
-    let configs = topic_configs(configs);
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(topic))
+        .with_num_partitions(partitions)
+        // -1: the cluster's default.replication.factor (CreateTopics v4+).
+        .with_replication_factor(-1)
+        .with_configs(topic_configs(configs));
+    match send_create_topic(connection, topic).await {
+        Err(OpError::Kafka {
+            code: KafkaCode(36),
+            ..
+        }) => Ok(()), // TOPIC_ALREADY_EXISTS
+        other => other,
+    }
+}
+
+/// Sends CreateTopics for one topic and reads its result.
+async fn send_create_topic(connection: &Connection, topic: CreatableTopic) -> Result<(), OpError> {
     let request = CreateTopicsRequest::default()
         .with_timeout_ms(30_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic_name(topic))
-            .with_num_partitions(partitions)
-            // -1: the cluster's default.replication.factor (CreateTopics v4+).
-            .with_replication_factor(-1)
-            .with_configs(configs)]);
+        .with_topics(vec![topic]);
     let response = connection.send(&request).await?;
     let result = response
         .topics
         .first()
         .ok_or(OpError::Missing("CreateTopics"))?;
     match KafkaCode(result.error_code) {
-        KafkaCode::NONE | KafkaCode(36) => Ok(()), // 36: TOPIC_ALREADY_EXISTS
+        KafkaCode::NONE => Ok(()),
         code => Err(OpError::Kafka {
             operation: "CreateTopics",
             code,
@@ -105,30 +116,16 @@ pub async fn create_topic_on_replicas(
     use kafka_wire::protocol::messages::create_topics_request::CreatableReplicaAssignment;
     use kafka_wire::protocol::messages::BrokerId;
 
-    let configs = topic_configs(configs);
-    let request = CreateTopicsRequest::default()
-        .with_timeout_ms(30_000)
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(topic_name(topic))
-            // With an explicit assignment both counts must be -1.
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![CreatableReplicaAssignment::default()
-                .with_partition_index(0)
-                .with_broker_ids(replicas.iter().map(|&id| BrokerId(id)).collect())])
-            .with_configs(configs)]);
-    let response = connection.send(&request).await?;
-    let result = response
-        .topics
-        .first()
-        .ok_or(OpError::Missing("CreateTopics"))?;
-    match KafkaCode(result.error_code) {
-        KafkaCode::NONE => Ok(()),
-        code => Err(OpError::Kafka {
-            operation: "CreateTopics",
-            code,
-        }),
-    }
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(topic))
+        // With an explicit assignment both counts must be -1.
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+        .with_assignments(vec![CreatableReplicaAssignment::default()
+            .with_partition_index(0)
+            .with_broker_ids(replicas.iter().map(|&id| BrokerId(id)).collect())])
+        .with_configs(topic_configs(configs));
+    send_create_topic(connection, topic).await
 }
 
 /// Runs an unclean leader election for `topic`/`partition` (any live
