@@ -35,15 +35,18 @@ pub const TRANSACTIONS: [&str; 3] = ["commit", "abort", "commit"];
 /// Records per transaction.
 pub const RECORDS_PER_TRANSACTION: usize = 5;
 
-/// Running the peer script failed.
+/// Running a peer client failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    /// No python3 or no confluent_kafka: the interop proof cannot run at all.
-    #[error("the librdkafka interop peer needs python3 with confluent-kafka ({0}): run `.ci/setup` or `pip install confluent-kafka`")]
+    /// The peer cannot run at all (no python3 with confluent-kafka, no
+    /// Java or Kafka jars); the message says how to install it.
+    #[error("the interop peer cannot run: {0}")]
     Missing(String),
-    /// The script ran and reported a failure.
-    #[error("rdkafka.py {args} failed ({status}): {stderr}")]
+    /// The peer ran and reported a failure.
+    #[error("{peer} {args} failed ({status}): {stderr}")]
     Failed {
+        /// Which peer (script or program).
+        peer: &'static str,
         /// Command line arguments.
         args: String,
         /// Exit status.
@@ -51,6 +54,25 @@ pub enum PeerError {
         /// What it printed on stderr.
         stderr: String,
     },
+}
+
+impl PeerError {
+    /// The error for a finished peer process, or `Ok(stdout)`.
+    pub fn check(
+        peer: &'static str,
+        args: &[&str],
+        output: std::process::Output,
+    ) -> Result<String, PeerError> {
+        if !output.status.success() {
+            return Err(PeerError::Failed {
+                peer,
+                args: args.join(" "),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
 }
 
 /// Key, value and timestamp of record `i` as `rdkafka.py` writes it: key
@@ -87,14 +109,7 @@ pub async fn rdkafka(args: &[&str]) -> Result<String, PeerError> {
         .output()
         .await
         .map_err(|e| PeerError::Missing(format!("cannot run python3: {e}")))?;
-    if !output.status.success() {
-        return Err(PeerError::Failed {
-            args: args.join(" "),
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    PeerError::check("rdkafka.py", args, output)
 }
 
 /// Checks once per process that `import confluent_kafka` works.
@@ -118,7 +133,11 @@ fn check_python() -> Result<(), PeerError> {
                 .to_owned())
         }
     });
-    result.clone().map_err(PeerError::Missing)
+    result.clone().map_err(|missing| {
+        PeerError::Missing(format!(
+            "librdkafka needs python3 with confluent-kafka ({missing}): run `.ci/setup` or `pip install confluent-kafka`"
+        ))
+    })
 }
 
 /// `rdkafka.py produce`: `count` records of the deterministic content in one

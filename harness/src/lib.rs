@@ -10,6 +10,7 @@
 //! - [`smoke`]: the smoke run: start the broker, produce and fetch a batch.
 //! - [`fixtures`]: librdkafka (Python confluent-kafka) as the interop peer, and
 //!   the captured Fetch fixtures.
+//! - [`java`]: the Java client (kafka-clients, kafka-tools) as the interop peer.
 //!
 //! The fault proxy, the checker, the scenario matrix and the benchmarks grow
 //! here with the producer, consumer and transactions.
@@ -20,6 +21,7 @@ pub mod checker;
 pub mod consume;
 pub mod crash;
 pub mod fixtures;
+pub mod java;
 pub mod produce;
 pub mod proxy;
 pub mod scripted_broker;

@@ -119,6 +119,10 @@ enum Command {
         /// as a new member and rebalances the group.
         #[arg(long)]
         dynamic: bool,
+        /// Extra producer properties, e.g. `--producer-property
+        /// transaction.timeout.ms=10000` (repeatable).
+        #[arg(long = "producer-property", value_parser = parse_property)]
+        producer_properties: Vec<(String, String)>,
     },
     /// Each guarantee under each fault, checked by counting; exits non-zero
     /// when a promise is broken. Starts local brokers without --bootstrap.
@@ -337,6 +341,7 @@ async fn main() -> ExitCode {
             max_batch,
             idle_timeout_ms,
             dynamic,
+            producer_properties,
         } => {
             let Some(guarantee) = semantics::Guarantee::from_name(&semantics) else {
                 eprintln!(
@@ -354,6 +359,7 @@ async fn main() -> ExitCode {
                 max_batch,
                 idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
                 dynamic,
+                producer_properties,
             };
             match harness::transform::run(&args).await {
                 Ok(stats) => serde_json::to_string(&stats)

@@ -32,6 +32,8 @@ pub struct TransformArgs {
     pub idle_timeout: Duration,
     /// A dynamic member: no `group.instance.id`.
     pub dynamic: bool,
+    /// Producer properties over the defaults (`linger.ms=5`).
+    pub producer_properties: Vec<(String, String)>,
 }
 
 /// Runs until the input is idle.
@@ -52,6 +54,9 @@ pub async fn run(args: &TransformArgs) -> Result<ProcessorStats, Box<dyn std::er
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     config.producer = vec![("linger.ms".into(), "5".into())];
+    config
+        .producer
+        .extend(args.producer_properties.iter().cloned());
     config.batching = LoopOptions {
         max_batch: args.max_batch,
         max_wait: Duration::from_millis(50),

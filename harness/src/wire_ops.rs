@@ -336,36 +336,50 @@ pub async fn await_leadership(
     topic: &str,
     partition: i32,
 ) -> Result<(), OpError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        // 3, 5, 6: not known, no leader, not the leader yet.
+        match list_offset(connection, topic, partition, -1).await {
+            Ok(_) => return Ok(()),
+            Err(OpError::Kafka {
+                code: KafkaCode(3 | 5 | 6),
+                ..
+            }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// ListOffsets of `topic`/`partition` at `timestamp` (-1: the log end,
+/// -2: the log start), asked of the broker behind `connection` (the leader).
+pub async fn list_offset(
+    connection: &Connection,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> Result<i64, OpError> {
     let request = ListOffsetsRequest::default()
         .with_replica_id((-1).into())
         .with_topics(vec![ListOffsetsTopic::default()
             .with_name(topic_name(topic))
             .with_partitions(vec![ListOffsetsPartition::default()
                 .with_partition_index(partition)
-                .with_timestamp(-1)])]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let response = connection.send(&request).await?;
-        let code = response
-            .topics
-            .first()
-            .and_then(|t| t.partitions.first())
-            .map(|p| KafkaCode(p.error_code))
-            .ok_or(OpError::Missing("ListOffsets"))?;
-        // 3, 5, 6: not known, no leader, not the leader yet.
-        match code {
-            KafkaCode::NONE => return Ok(()),
-            KafkaCode(3 | 5 | 6) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            code => {
-                return Err(OpError::Kafka {
-                    operation: "ListOffsets",
-                    code,
-                })
-            }
-        }
-    }
+                .with_timestamp(timestamp)])]);
+    let response = connection.send(&request).await?;
+    let answer = response
+        .topics
+        .first()
+        .and_then(|t| t.partitions.first())
+        .ok_or(OpError::Missing("ListOffsets"))?;
+    KafkaCode(answer.error_code)
+        .into_result()
+        .map_err(|code| OpError::Kafka {
+            operation: "ListOffsets",
+            code,
+        })?;
+    Ok(answer.offset)
 }
 
 /// Produces one sealed batch to `topic`/`partition`; returns the base offset

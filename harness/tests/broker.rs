@@ -240,10 +240,12 @@ async fn core_checks_pass_on_kafka_3_9() {
     for (t, commit) in [(0, true), (1, false), (2, true)] {
         transactional.begin_transaction().await.unwrap();
         for i in 0..5 {
-            let _ = transactional
-                .send(ProducerRecord::new(topic.as_str(), format!("t{t}-{i}")).partition(0))
-                .await
-                .unwrap();
+            drop(
+                transactional
+                    .send(ProducerRecord::new(topic.as_str(), format!("t{t}-{i}")).partition(0))
+                    .await
+                    .unwrap(),
+            );
         }
         // On the log before the abort, so read_committed must hide them.
         transactional.flush().await;

@@ -183,6 +183,7 @@ async fn process_record_and_forget() {
         partition: 0,
         offset: 7,
         timestamp: 0,
+        timestamp_type: semantics::consumer::TimestampType::CreateTime,
         key: Some(bytes::Bytes::from_static(b"order-9")),
         value: None,
         headers: Vec::new(),

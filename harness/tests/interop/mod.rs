@@ -9,6 +9,9 @@
 //! Without python3 + confluent-kafka these tests fail with the setup command:
 //! a skipped interop proof would read as a passed one.
 
+mod java;
+mod java_group;
+
 use std::time::Duration;
 
 use harness::broker::test_broker;
@@ -327,10 +330,12 @@ async fn librdkafka_read_committed_sees_exactly_our_committed_transactions() {
             producer.begin_transaction().await.unwrap();
             for i in 0..PER_TRANSACTION {
                 let value = format!("{codec}-t{t}-{i}");
-                let _ = producer
-                    .send(ProducerRecord::new(topic.as_str(), value.clone()).partition(0))
-                    .await
-                    .unwrap();
+                drop(
+                    producer
+                        .send(ProducerRecord::new(topic.as_str(), value.clone()).partition(0))
+                        .await
+                        .unwrap(),
+                );
                 if commit {
                     committed.push(hex(value.as_bytes()));
                 }

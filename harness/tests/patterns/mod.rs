@@ -11,7 +11,7 @@ use bytes::Bytes;
 use harness::broker::{test_broker, Cluster};
 use harness::wire_ops;
 use kafka_wire::conn::{connect, ConnectionConfig};
-use kafka_wire::records::Header;
+use kafka_wire::records::{Header, TimestampType};
 use semantics::consumer::{Consumer, ConsumerRecord, TopicPartition};
 use semantics::patterns::dlq::{DeadLetter, DeadLetterQueue, Envelope, Failure, FailureClass};
 use semantics::{ProduceError, Producer};
@@ -35,6 +35,7 @@ async fn failed_record_lands_in_the_dlq_with_its_context() {
         partition: 5,
         offset: 1_234,
         timestamp: 1_700_000_000_000,
+        timestamp_type: TimestampType::CreateTime,
         key: Some(Bytes::from_static(b"customer-9")),
         value: Some(Bytes::from_static(b"{\"amount\": \"NaN\"}")),
         headers: vec![

@@ -213,6 +213,59 @@ async fn asking_for_the_assignment_does_not_mark_the_record_in_hand_processed() 
     consumer.close().await;
 }
 
+/// A partition revoked while the application is processing one of its
+/// records (here: awaiting something else) is given up only once the
+/// application asks for its next record, and that record is committed with
+/// it: the next owner starts after it, as with the Java consumer, whose
+/// rebalances run inside `poll()`. Found by the mixed group with Java's
+/// consumers: the revocation committed the position before the record in
+/// hand, and the next owner processed it again.
+#[tokio::test]
+async fn a_record_in_hand_is_committed_before_its_partition_moves() {
+    let bootstrap = test_broker::bootstrap();
+    let topic = unique_topic("rb-hand-over");
+    create(&bootstrap, &topic, 1).await;
+    fill(&bootstrap, &topic, 1, 10).await;
+    let group = unique_topic("rb-hand-over-group");
+    // Auto-commit on: the revocation commits what was processed.
+    let settings = [
+        ("enable.auto.commit", "true"),
+        ("auto.commit.interval.ms", "60000"),
+        ("session.timeout.ms", "20000"),
+    ];
+    let mut first = member(&bootstrap, &group, &settings);
+    first.subscribe([topic.as_str()]).await.unwrap();
+    let in_hand = next(&mut first).await;
+
+    let mut second = member(&bootstrap, &group, &settings);
+    second.subscribe([topic.as_str()]).await.unwrap();
+    // Processing takes a while; the second member's join starts a
+    // rebalance meanwhile (heartbeats every 300 ms).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        assigned(&first).await,
+        1,
+        "the partition stays while its record is processed"
+    );
+
+    // Done: whoever owns the partition next reads on after the record.
+    let following = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::select! {
+            record = first.recv() => record.unwrap(),
+            record = second.recv() => record.unwrap(),
+        }
+    })
+    .await
+    .expect("a record within 30 s");
+    assert_eq!(
+        following.offset,
+        in_hand.offset + 1,
+        "the record in hand was processed once"
+    );
+    first.close().await;
+    second.close().await;
+}
+
 /// Issue 14 (11): offsets sent to a transaction that is still open answer
 /// UNSTABLE_OFFSET_COMMIT. The consumer gave up after `request.timeout.ms`
 /// and halted the partition; it must wait for the transaction to end and

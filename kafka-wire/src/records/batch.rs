@@ -238,6 +238,7 @@ fn decode_record(
     Ok(Record {
         offset: header.base_offset.wrapping_add(i64::from(offset_delta)),
         timestamp,
+        timestamp_type: header.attributes.timestamp_type,
         key,
         value,
         headers,

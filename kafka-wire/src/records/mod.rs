@@ -85,6 +85,9 @@ pub struct Record {
     /// Absolute timestamp in ms: base timestamp plus delta (or the batch's
     /// max timestamp when the batch uses log-append time).
     pub timestamp: i64,
+    /// Who set `timestamp`: the producer, or the broker on append (the
+    /// topic's `message.timestamp.type`).
+    pub timestamp_type: TimestampType,
     /// Record key, `None` for a null key.
     pub key: Option<Bytes>,
     /// Record value, `None` for a null value (a tombstone).

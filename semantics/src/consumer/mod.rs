@@ -54,6 +54,7 @@ use std::time::Duration;
 
 use crate::fast_hash::FastMap;
 use bytes::Bytes;
+pub use kafka_wire::records::TimestampType;
 use kafka_wire::records::{Header, Record};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::Instrument;
@@ -103,6 +104,9 @@ pub struct ConsumerRecord {
     pub offset: i64,
     /// Timestamp in ms (create or log-append time, per the topic).
     pub timestamp: i64,
+    /// Whether `timestamp` is the producer's create time or the broker's
+    /// log-append time.
+    pub timestamp_type: TimestampType,
     /// Key, `None` for a null key.
     pub key: Option<Bytes>,
     /// Value, `None` for a tombstone.
@@ -269,7 +273,7 @@ impl Consumer {
     /// Marks what was returned so far as processed.
     fn settle(&mut self) {
         if let (Some(position), Some(current)) = (self.returned.take(), &self.current) {
-            current.cursor.consumed.store(position, Ordering::Release);
+            current.cursor.settle(position);
         }
     }
 
@@ -293,6 +297,12 @@ impl Consumer {
                 if !current.cursor.is_revoked() {
                     if let Some(record) = current.records.next() {
                         self.returned = Some(record.offset + 1);
+                        // Read by a revocation, which waits for the
+                        // application to be done with this record.
+                        current
+                            .cursor
+                            .returned
+                            .store(record.offset + 1, Ordering::SeqCst);
                         if !current.handed {
                             current.handed = true;
                             let assignment = &current.cursor.assignment;
@@ -312,16 +322,14 @@ impl Consumer {
                             partition: current.cursor.partition,
                             offset: record.offset,
                             timestamp: record.timestamp,
+                            timestamp_type: record.timestamp_type,
                             key: record.key,
                             value: record.value,
                             headers: record.headers,
                         })));
                     }
                     // Everything up to the chunk's end (markers included) is processed.
-                    current
-                        .cursor
-                        .consumed
-                        .store(current.next_offset, Ordering::Release);
+                    current.cursor.settle(current.next_offset);
                 }
                 self.current = None;
             }

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kafka_wire::records::{Record, RecordBatch};
 
@@ -50,8 +50,13 @@ pub struct Cursor {
     pub partition: i32,
     /// Offset after the last record the application has processed.
     pub consumed: AtomicI64,
+    /// Offset after the last record returned to the application: ahead of
+    /// `consumed` while a record is in its hands.
+    pub returned: AtomicI64,
     /// Set when records carrying this cursor must no longer be handed out.
     pub revoked: AtomicBool,
+    /// Woken when the application settles a record of a revoked cursor.
+    pub settled: tokio::sync::Notify,
     /// The assignment this cursor belongs to.
     pub assignment: Arc<Assignment>,
 }
@@ -62,9 +67,40 @@ impl Cursor {
             topic: assignment.tp.topic.as_str().into(),
             partition: assignment.tp.partition,
             consumed: AtomicI64::new(start),
+            returned: AtomicI64::new(start),
             revoked: AtomicBool::new(false),
+            settled: tokio::sync::Notify::new(),
             assignment: assignment.clone(),
         })
+    }
+
+    /// The application is done with every record returned so far: `offset`
+    /// is the position after them. Called on the application's side.
+    pub fn settle(&self, offset: i64) {
+        // SeqCst pairs with `stop`: either the driver sees this offset, or
+        // this side sees the revocation and wakes the driver.
+        self.consumed.store(offset, Ordering::SeqCst);
+        if self.revoked.load(Ordering::SeqCst) {
+            self.settled.notify_one();
+        }
+    }
+
+    /// Stops handing out this cursor's records; whether a record returned
+    /// to the application is still in its hands (returned, not settled).
+    pub fn stop(&self) -> bool {
+        self.revoked.store(true, Ordering::SeqCst);
+        self.returned.load(Ordering::SeqCst) > self.consumed.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the application settles the record in its hands (it asks
+    /// for the next record, or closes), at most `limit`; whether it did.
+    pub async fn settled_within(&self, limit: Duration) -> bool {
+        let settled = async {
+            while self.returned.load(Ordering::SeqCst) > self.consumed.load(Ordering::SeqCst) {
+                self.settled.notified().await;
+            }
+        };
+        tokio::time::timeout(limit, settled).await.is_ok()
     }
 
     /// Offset after the last processed record (−1 before any position).

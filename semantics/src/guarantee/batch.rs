@@ -160,6 +160,7 @@ mod tests {
             partition,
             offset,
             timestamp: 0,
+            timestamp_type: crate::consumer::TimestampType::CreateTime,
             key: None,
             value: None,
             headers: Vec::new(),

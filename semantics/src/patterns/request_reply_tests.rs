@@ -12,6 +12,7 @@ fn consumed(headers: Vec<Header>) -> ConsumerRecord {
         partition: 1,
         offset: 7,
         timestamp: 0,
+        timestamp_type: crate::consumer::TimestampType::CreateTime,
         key: Some(Bytes::from_static(b"k")),
         value: Some(Bytes::from_static(b"v")),
         headers,

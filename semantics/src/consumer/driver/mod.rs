@@ -88,6 +88,12 @@ enum Internal {
     Committed(FastMap<TopicPartition, i64>),
     /// An auto-commit ended, well or not: the next may be queued.
     AutoCommitEnded,
+    /// The application is done with the records it held of partitions
+    /// being revoked (or took too long): the revocation can finish.
+    RevocationReady {
+        partitions: Vec<TopicPartition>,
+        ack: oneshot::Sender<()>,
+    },
 }
 
 /// One offset commit, queued.
@@ -191,7 +197,7 @@ impl Driver {
                         return;
                     }
                 },
-                Some(internal) = self.internal.recv() => self.internal(internal),
+                Some(internal) = self.internal.recv() => self.internal(internal).await,
                 Some(event) = recv_group(&mut self.group) => self.group_event(event).await,
                 _ = shared.taken.notified() => {}
                 _ = tokio::time::sleep_until(wake_at.into()) => self.on_timer(),
@@ -426,8 +432,12 @@ impl Driver {
         }
     }
 
-    fn internal(&mut self, internal: Internal) {
+    async fn internal(&mut self, internal: Internal) {
         match internal {
+            Internal::RevocationReady { partitions, ack } => {
+                self.finish_revocation(&partitions).await;
+                let _ = ack.send(());
+            }
             Internal::Fetched {
                 broker,
                 targets,
@@ -805,23 +815,21 @@ impl Driver {
             }
             GroupEvent::Revoked {
                 partitions,
-                lost,
+                lost: true,
                 ack,
             } => {
-                debug!(?partitions, lost, "partitions revoked");
-                if !lost && self.auto_commit_enabled() {
-                    self.commit_now(&partitions).await;
-                }
+                debug!(?partitions, "partitions lost");
                 if let Some(listener) = &self.listener {
-                    if lost {
-                        listener.on_lost(&partitions);
-                    } else {
-                        listener.on_revoked(&partitions);
-                    }
+                    listener.on_lost(&partitions);
                 }
                 self.remove(&partitions);
                 let _ = ack.send(());
             }
+            GroupEvent::Revoked {
+                partitions,
+                lost: false,
+                ack,
+            } => self.revoke(partitions, ack).await,
             GroupEvent::Fatal(code) => {
                 self.group = None;
                 self.deliver(Delivery::Error {
@@ -830,6 +838,57 @@ impl Driver {
                 });
             }
         }
+    }
+
+    /// Starts an orderly revocation. The Java consumer revokes inside
+    /// `poll()`, so every record it returned before was processed; here the
+    /// group runs beside the application, which may be processing a record
+    /// of a revoked partition right now. No further record of them is handed
+    /// out, and the revocation (commit, listener, giving the partitions up)
+    /// waits until the application asks for its next record — at most half
+    /// the session timeout, so a cooperative member still heartbeats in time.
+    /// Past that, the record in hand is left uncommitted for the next owner.
+    async fn revoke(&mut self, partitions: Vec<TopicPartition>, ack: oneshot::Sender<()>) {
+        debug!(?partitions, "partitions revoked");
+        let in_hand: Vec<Arc<super::partition::Cursor>> = partitions
+            .iter()
+            .filter_map(|tp| self.partitions.get(tp))
+            .filter(|state| state.cursor.stop())
+            .map(|state| state.cursor.clone())
+            .collect();
+        if in_hand.is_empty() {
+            self.finish_revocation(&partitions).await;
+            let _ = ack.send(());
+            return;
+        }
+        let limit = self.shared.config.session_timeout / 2;
+        let internal = self.internal_tx.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + limit;
+            for cursor in in_hand {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if !cursor.settled_within(left).await {
+                    warn!(
+                        topic = %cursor.topic,
+                        partition = cursor.partition,
+                        "the application held a record of a revoked partition past half the session timeout; it is left uncommitted"
+                    );
+                }
+            }
+            let _ = internal.send(Internal::RevocationReady { partitions, ack });
+        });
+    }
+
+    /// Commits what was processed of `partitions` (with auto-commit), tells
+    /// the listener and gives them up.
+    async fn finish_revocation(&mut self, partitions: &[TopicPartition]) {
+        if self.auto_commit_enabled() {
+            self.commit_now(partitions).await;
+        }
+        if let Some(listener) = &self.listener {
+            listener.on_revoked(partitions);
+        }
+        self.remove(partitions);
     }
 
     /// Commits what was consumed of `partitions` and waits for the answer

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_wire::records::Header;
+use kafka_wire::records::{Header, TimestampType};
 
 use super::*;
 
@@ -15,6 +15,7 @@ fn record(key: Option<&'static [u8]>, headers: Vec<Header>) -> ConsumerRecord {
         partition: 3,
         offset: 42,
         timestamp: 0,
+        timestamp_type: TimestampType::CreateTime,
         key: key.map(Bytes::from_static),
         value: Some(Bytes::from_static(b"10 EUR")),
         headers,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::{ConsumerRecord, ProducerRecord};
-use kafka_wire::records::Header;
+use kafka_wire::records::{Header, TimestampType};
 
 use super::{Failure, FailureClass};
 use header::*;
@@ -152,6 +152,8 @@ impl DeadLetter {
             partition: number(ORIGINAL_PARTITION, text(1)?)?,
             offset: number(ORIGINAL_OFFSET, text(2)?)?,
             timestamp: number(ORIGINAL_TIMESTAMP, text(3)?)?,
+            // The envelope keeps the original's timestamp, not who set it.
+            timestamp_type: TimestampType::CreateTime,
             key: record.key.clone(),
             value: record.value.clone(),
             headers: (record.headers.iter().enumerate())

@@ -13,6 +13,7 @@ fn record() -> ConsumerRecord {
         partition: 3,
         offset: 42,
         timestamp: 1_700_000_000_000,
+        timestamp_type: TimestampType::CreateTime,
         key: Some(Bytes::from_static(b"k\x00\xff")),
         value: Some(Bytes::from_static(b"\x01payload")),
         headers: vec![
@@ -43,6 +44,7 @@ fn consumed(out: ProducerRecord) -> ConsumerRecord {
         partition: 0,
         offset: 7,
         timestamp: 1,
+        timestamp_type: TimestampType::CreateTime,
         key: out.key,
         value: out.value,
         headers: out.headers,
