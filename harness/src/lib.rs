@@ -22,6 +22,7 @@ pub mod consume;
 pub mod crash;
 pub mod fixtures;
 pub mod java;
+pub mod peers;
 pub mod produce;
 pub mod proxy;
 pub mod scripted_broker;

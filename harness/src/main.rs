@@ -172,6 +172,10 @@ enum Command {
         /// Last stdout line: one JSON object.
         #[arg(long)]
         json: bool,
+        /// Compare with the peer clients instead (Java, librdkafka, franz-go),
+        /// each workload on the same cluster; writes `peers.{json,md,svg}`.
+        #[arg(long)]
+        peers: bool,
     },
     /// Consume a topic with this project's consumer; a JSON summary (consumed,
     /// records_per_sec, mb_per_sec, cpu …) goes to stderr.
@@ -330,7 +334,15 @@ async fn main() -> ExitCode {
             size,
             txn_size,
             json,
+            peers: false,
         } => bench(bootstrap, &semantics, records, size, txn_size, json).await,
+        Command::Bench {
+            bootstrap,
+            records,
+            json,
+            peers: true,
+            ..
+        } => bench_peers(bootstrap, records, json).await,
         Command::Transform {
             bootstrap,
             input,
@@ -682,6 +694,35 @@ async fn verify(
     }
     if failed > 0 {
         return Err(format!("{failed} scenario(s) broke their guarantee's promise").into());
+    }
+    Ok(())
+}
+
+/// `bench --peers`: every client, every workload, one cluster.
+async fn bench_peers(bootstrap: Option<String>, records: usize, json: bool) -> Result<()> {
+    let (address, broker) = broker_address(bootstrap).await?;
+    let cluster = match &broker {
+        Some(cluster) => format!(
+            "Apache Kafka {}, {} nodes (started for this run)",
+            harness::broker::install::kafka_version(),
+            cluster.bootstrap().split(',').count()
+        ),
+        None => format!("the cluster at {address}"),
+    };
+    let report = harness::peers::run(&address, records, cluster)
+        .await
+        .map_err(|e| -> Box<dyn std::error::Error> { e.to_string().into() })?;
+    let markdown = harness::peers::markdown(&report);
+    let value = serde_json::to_value(&report)?;
+    write_report("peers", &value, &markdown)?;
+    std::fs::write(
+        report_dir().join("peers.svg"),
+        harness::peers::chart::svg(&report.results),
+    )?;
+    if json {
+        println!("{}", serde_json::to_string(&value)?);
+    } else {
+        print!("{markdown}");
     }
     Ok(())
 }

@@ -21,7 +21,8 @@ import sys
 import time
 import uuid
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException,
+                             Producer, TopicPartition)
 
 BASE_TS = 1_700_000_000_000
 HEADERS = [("dup", b"1"), ("dup", b"2"), ("null", None)]
@@ -157,8 +158,9 @@ def group_member(args):
 
 
 def bench_consume(args):
-    """Reads --count records from the start with librdkafka's batch API and
-    reports throughput and this process's CPU, as `harness consume` does."""
+    """Reads --count records of every partition from the start with
+    librdkafka's batch API and reports throughput and this process's CPU, as
+    `harness consume` does."""
     consumer = Consumer({
         "bootstrap.servers": args.bootstrap,
         "group.id": f"bench-{uuid.uuid4()}",
@@ -166,7 +168,10 @@ def bench_consume(args):
         "enable.auto.commit": False,
         "fetch.wait.max.ms": 100,
     })
-    consumer.subscribe([args.topic])
+    # Every partition assigned from the start, no group join: as the other
+    # clients of `harness bench --peers` read.
+    partitions = consumer.list_topics(args.topic, timeout=20).topics[args.topic].partitions
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in partitions])
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     consumed, size, last = 0, 0, started

@@ -1,0 +1,344 @@
+//! `harness bench --peers`: this client beside the Java client, librdkafka
+//! and franz-go on the same cluster in the same run, each as its own
+//! process, each measured the same way (CPU and peak RSS of its process from
+//! the kernel; throughput and latency as the client reports them).
+//!
+//! - [`measure`]: run one process, reap it with `wait4`.
+//! - [`clients`]: each client's command line and report format.
+//! - [`chart`]: the SVG the README embeds.
+
+pub mod chart;
+pub mod clients;
+pub mod measure;
+
+use std::path::{Path, PathBuf};
+
+use clients::Client;
+use kafka_wire::conn::{connect, ConnectionConfig};
+
+use crate::broker::install::{cache_root, kafka_version};
+use crate::broker::installed_kafka;
+use crate::fixtures::unique_topic;
+use crate::wire_ops;
+
+/// Produce or consume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// Idempotent, acks=all, records of the harness's content.
+    Produce,
+    /// From the start of a topic filled beforehand, no consumer group.
+    Consume,
+}
+
+/// One workload.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Workload {
+    /// Name in tables and charts.
+    pub name: String,
+    /// Produce or consume.
+    pub kind: Kind,
+    /// Partitions of the topic (replication factor 3).
+    pub partitions: i32,
+    /// Records.
+    pub count: usize,
+    /// Value bytes per record.
+    pub size: usize,
+}
+
+impl Workload {
+    fn new(kind: Kind, partitions: i32, count: usize, size: usize) -> Self {
+        let verb = match kind {
+            Kind::Produce => "produce",
+            Kind::Consume => "consume",
+        };
+        let (amount, bytes) = (count_name(count), size_name(size));
+        Self {
+            name: format!("{verb} {amount} × {bytes}, {partitions} partition(s)"),
+            kind,
+            partitions,
+            count,
+            size,
+        }
+    }
+}
+
+fn count_name(count: usize) -> String {
+    match count {
+        c if c >= 1_000_000 && c % 1_000_000 == 0 => format!("{}M", c / 1_000_000),
+        c if c >= 1_000 && c % 1_000 == 0 => format!("{}k", c / 1_000),
+        c => c.to_string(),
+    }
+}
+
+fn size_name(size: usize) -> String {
+    if size >= 1024 && size % 1024 == 0 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
+}
+
+/// The workloads at `records` (1M by default): 100-byte records on
+/// 1 and 6 partitions, 10 KiB records (a tenth as many), consuming from the
+/// start, and how the cost grows at 100 and 1,000 partitions.
+pub fn workloads(records: usize) -> Vec<Workload> {
+    vec![
+        Workload::new(Kind::Produce, 1, records, 100),
+        Workload::new(Kind::Produce, 6, records, 100),
+        Workload::new(Kind::Produce, 6, records / 10, 10 * 1024),
+        Workload::new(Kind::Consume, 6, records, 100),
+        Workload::new(Kind::Produce, 100, records, 100),
+        Workload::new(Kind::Produce, 1000, records, 100),
+        Workload::new(Kind::Consume, 1, records, 100),
+        Workload::new(Kind::Consume, 100, records, 100),
+        Workload::new(Kind::Consume, 1000, records, 100),
+    ]
+}
+
+/// One client's run of one workload.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerResult {
+    /// Workload name.
+    pub workload: String,
+    /// Client name.
+    pub client: String,
+    /// Records the client reported.
+    pub records: u64,
+    /// Records per second, as the client measured it (start-up excluded).
+    pub records_per_sec: f64,
+    /// Value megabytes per second.
+    pub mb_per_sec: f64,
+    /// Median send-to-acknowledgement latency (produce).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile latency (produce).
+    pub p99_ms: Option<f64>,
+    /// CPU of the client's process (start-up included) per record.
+    pub cpu_us_per_record: f64,
+    /// Peak RSS of the client's process.
+    pub peak_rss_mib: f64,
+    /// Spawn to exit.
+    pub wall_seconds: f64,
+    /// Why the run failed, if it did.
+    pub error: Option<String>,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerReport {
+    /// The cluster: Apache Kafka version and nodes.
+    pub cluster: String,
+    /// Every run, workload by workload.
+    pub results: Vec<PeerResult>,
+    /// Clients not run, and why.
+    pub not_run: Vec<(String, String)>,
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// The clients that can run here, and those that cannot with the reason.
+pub fn clients() -> (Vec<Client>, Vec<(String, String)>) {
+    let mut ready = Vec::new();
+    let mut not_run = Vec::new();
+    match std::env::current_exe() {
+        Ok(exe) => ready.push(Client::Ours { exe }),
+        Err(e) => not_run.push(("kafka-pure".into(), e.to_string())),
+    }
+    match installed_kafka(&kafka_version()) {
+        Ok(install) => ready.push(Client::Java {
+            java: install.java.clone(),
+            classpath: install.classpath(),
+            version: install.version.clone(),
+        }),
+        Err(e) => not_run.push(("Java kafka-clients".into(), e.to_string())),
+    }
+    let python = std::process::Command::new("python3")
+        .args(["-c", "import confluent_kafka"])
+        .output();
+    match python {
+        Ok(output) if output.status.success() => ready.push(Client::Librdkafka {
+            script: PathBuf::from(crate::fixtures::SCRIPT),
+        }),
+        _ => not_run.push((
+            "librdkafka (confluent-kafka Python)".into(),
+            "python3 with confluent-kafka is missing (`pip install confluent-kafka`)".into(),
+        )),
+    }
+    match build_franz_go() {
+        Ok(exe) => ready.push(Client::FranzGo { exe }),
+        Err(e) => not_run.push(("franz-go".into(), e.to_string())),
+    }
+    for (name, reason) in [
+        (
+            "rdkafka crate (librdkafka from Rust)",
+            "not built by the harness yet: it compiles librdkafka's C sources; librdkafka itself is measured through confluent-kafka",
+        ),
+        (
+            "confluent-kafka (Rust)",
+            "not built by the harness yet",
+        ),
+        ("krafka", "not built by the harness yet"),
+        ("rskafka", "not built by the harness yet"),
+    ] {
+        not_run.push((name.into(), reason.into()));
+    }
+    (ready, not_run)
+}
+
+/// Builds `harness/peers/franz-go` with the Go toolchain into the cache
+/// (modules from the Go module proxy, cached under the same root).
+fn build_franz_go() -> Result<PathBuf, Error> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/franz-go");
+    let out = cache_root().join("peers/franz-bench");
+    let status = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&out)
+        .arg(".")
+        .current_dir(&source)
+        .env("GOMODCACHE", cache_root().join("gomod"))
+        .status()
+        .map_err(|e| format!("the Go toolchain is missing ({e})"))?;
+    if !status.success() {
+        return Err(format!("go build in {} failed ({status})", source.display()).into());
+    }
+    Ok(out)
+}
+
+/// Runs every workload with every client on `bootstrap`.
+pub async fn run(bootstrap: &str, records: usize, cluster: String) -> Result<PeerReport, Error> {
+    let (clients, not_run) = clients();
+    let connection = connect(bootstrap, None, ConnectionConfig::default()).await?;
+    let mut results = Vec::new();
+    let mut sources: Vec<(i32, usize, String)> = Vec::new();
+    for workload in workloads(records) {
+        let source = if workload.kind == Kind::Consume {
+            Some(consume_source(bootstrap, &connection, &workload, &mut sources).await?)
+        } else {
+            None
+        };
+        for client in &clients {
+            let topic = match &source {
+                Some(topic) => topic.clone(),
+                None => {
+                    let topic = unique_topic("peers");
+                    wire_ops::create_topic(&connection, &topic, workload.partitions).await?;
+                    topic
+                }
+            };
+            eprintln!("{} — {}", workload.name, client.name());
+            let command = client.command(bootstrap, &workload, &topic);
+            let measured = tokio::task::spawn_blocking(move || measure::run(command)).await??;
+            results.push(result(client, &workload, &measured));
+        }
+    }
+    Ok(PeerReport {
+        cluster,
+        results,
+        not_run,
+    })
+}
+
+fn result(client: &Client, workload: &Workload, measured: &measure::Measured) -> PeerResult {
+    let parsed = if measured.success {
+        client.parse(workload.kind, &measured.stdout)
+    } else {
+        Err(format!("exited with failure: {}", measured.stderr))
+    };
+    let (reported, error) = match parsed {
+        Ok(reported) if reported.records as usize >= workload.count => (reported, None),
+        Ok(reported) => {
+            let short = format!("{} of {} records", reported.records, workload.count);
+            (reported, Some(short))
+        }
+        Err(e) => (clients::Reported::default(), Some(e)),
+    };
+    PeerResult {
+        workload: workload.name.clone(),
+        client: client.name(),
+        records: reported.records,
+        records_per_sec: reported.records_per_sec,
+        mb_per_sec: reported.mb_per_sec,
+        p50_ms: reported.p50_ms,
+        p99_ms: reported.p99_ms,
+        cpu_us_per_record: measured.cpu_seconds * 1e6 / workload.count.max(1) as f64,
+        peak_rss_mib: measured.peak_rss_mib,
+        wall_seconds: measured.wall.as_secs_f64(),
+        error,
+    }
+}
+
+/// A topic of `workload.partitions` partitions holding `workload.count`
+/// records of its size, written once by this client and read by every
+/// consumer from the start.
+async fn consume_source(
+    bootstrap: &str,
+    connection: &kafka_wire::Connection,
+    workload: &Workload,
+    sources: &mut Vec<(i32, usize, String)>,
+) -> Result<String, Error> {
+    let key = (workload.partitions, workload.count);
+    if let Some((_, _, topic)) = sources.iter().find(|(p, c, _)| (*p, *c) == key) {
+        return Ok(topic.clone());
+    }
+    let topic = unique_topic("peers-source");
+    wire_ops::create_topic(connection, &topic, workload.partitions).await?;
+    let report = crate::produce::run(crate::produce::ProduceArgs {
+        bootstrap: bootstrap.to_owned(),
+        topic: topic.clone(),
+        count: workload.count,
+        size: workload.size,
+        value_prefix: "msg".into(),
+        properties: vec![
+            ("linger.ms".into(), "5".into()),
+            ("batch.size".into(), "1000000".into()),
+        ],
+        cpu_only: true,
+        transactions: None,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if report.acked != workload.count {
+        return Err(format!(
+            "filling {topic}: {} of {} acknowledged",
+            report.acked, workload.count
+        )
+        .into());
+    }
+    sources.push((workload.partitions, workload.count, topic.clone()));
+    Ok(topic)
+}
+
+/// The report as a Markdown table.
+pub fn markdown(report: &PeerReport) -> String {
+    let mut out = String::from(
+        "| workload | client | records/s | MB/s | p50 ms | p99 ms | client CPU µs/record | peak RSS MiB |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let ms = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.0}"));
+    for r in &report.results {
+        if let Some(error) = &r.error {
+            out.push_str(&format!(
+                "| {} | {} | failed: {} | | | | | |\n",
+                r.workload,
+                r.client,
+                error.replace('|', "/").replace('\n', " ")
+            ));
+            continue;
+        }
+        out.push_str(&format!(
+            "| {} | {} | {:.2} M | {:.1} | {} | {} | {:.2} | {:.0} |\n",
+            r.workload,
+            r.client,
+            r.records_per_sec / 1e6,
+            r.mb_per_sec,
+            ms(r.p50_ms),
+            ms(r.p99_ms),
+            r.cpu_us_per_record,
+            r.peak_rss_mib
+        ));
+    }
+    for (client, reason) in &report.not_run {
+        out.push_str(&format!("\nNot run: {client} — {reason}."));
+    }
+    out.push('\n');
+    out
+}
