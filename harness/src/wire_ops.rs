@@ -105,6 +105,33 @@ async fn send_create_topic(connection: &Connection, topic: CreatableTopic) -> Re
     }
 }
 
+/// Deletes `topic` (its data goes with it); an unknown topic is fine.
+pub async fn delete_topic(connection: &Connection, topic: &str) -> Result<(), OpError> {
+    use kafka_wire::protocol::messages::delete_topics_request::DeleteTopicState;
+    use kafka_wire::protocol::messages::DeleteTopicsRequest;
+
+    let request = DeleteTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        // v1–5 name topics in `topic_names`, v6 in `topics`.
+        .with_topic_names(vec![topic_name(topic)])
+        .with_topics(vec![
+            DeleteTopicState::default().with_name(Some(topic_name(topic)))
+        ]);
+    let response = connection.send(&request).await?;
+    let result = response
+        .responses
+        .first()
+        .ok_or(OpError::Missing("DeleteTopics"))?;
+    match KafkaCode(result.error_code) {
+        // 3: UNKNOWN_TOPIC_OR_PARTITION, gone already.
+        KafkaCode::NONE | KafkaCode(3) => Ok(()),
+        code => Err(OpError::Kafka {
+            operation: "DeleteTopics",
+            code,
+        }),
+    }
+}
+
 /// Creates `topic` with one partition on exactly `replicas` (node ids; the
 /// first is the preferred leader) and topic-level `configs`.
 pub async fn create_topic_on_replicas(

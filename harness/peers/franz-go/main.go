@@ -2,7 +2,7 @@
 // consumes the harness's workload and prints one JSON line; the harness
 // measures this process's CPU and peak RSS itself (wait4).
 //
-//	franz-bench -mode produce -bootstrap B -topic T -count N -size S
+//	franz-bench -mode produce -bootstrap B -topic T -count N -size S -batch BYTES
 //	franz-bench -mode consume -bootstrap B -topic T -count N
 //
 // Record i of the produce workload has key "i" and value "msg-i" padded with
@@ -41,6 +41,7 @@ func main() {
 	topic := flag.String("topic", "", "topic")
 	count := flag.Int("count", 1_000_000, "records")
 	size := flag.Int("size", 100, "value size in bytes (produce)")
+	batch := flag.Int("batch", 1_000_000, "batch size in bytes (produce)")
 	flag.Parse()
 	if *bootstrap == "" || *topic == "" {
 		fail("-bootstrap and -topic are required")
@@ -49,7 +50,7 @@ func main() {
 	var out report
 	switch *mode {
 	case "produce":
-		out = produce(seeds, *topic, *count, *size)
+		out = produce(seeds, *topic, *count, *size, *batch)
 	case "consume":
 		out = consume(seeds, *topic, *count)
 	default:
@@ -60,13 +61,13 @@ func main() {
 	fmt.Println(string(line))
 }
 
-func produce(seeds []string, topic string, count, size int) report {
+func produce(seeds []string, topic string, count, size, batch int) report {
 	// Idempotent with acks=all are franz-go's defaults; linger as the others.
 	client, err := kgo.NewClient(
 		kgo.SeedBrokers(seeds...),
 		kgo.DefaultProduceTopic(topic),
 		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.ProducerBatchMaxBytes(1_000_000),
+		kgo.ProducerBatchMaxBytes(int32(batch)),
 		kgo.MaxBufferedRecords(1_000_000),
 	)
 	if err != nil {

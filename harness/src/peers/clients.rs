@@ -8,9 +8,9 @@ use serde_json::Value;
 
 use super::{Kind, Workload};
 
-/// Linger and batch size every producer gets, so batching is alike.
+/// Linger every producer gets (batch sizes come with the workload), so
+/// batching is alike.
 const LINGER_MS: &str = "5";
-const BATCH_BYTES: &str = "1000000";
 
 /// One client under comparison.
 #[derive(Debug, Clone)]
@@ -40,6 +40,15 @@ pub enum Client {
         /// The built program.
         exe: PathBuf,
     },
+    /// A Rust client of `harness/peers/rust` (rdkafka, confluent-kafka,
+    /// krafka, rskafka): `--mode … --bootstrap … --topic … --count …
+    /// --size … --batch …`, one JSON line.
+    Rust {
+        /// Client name.
+        name: &'static str,
+        /// The built program.
+        exe: PathBuf,
+    },
 }
 
 /// What a client reported of one run.
@@ -65,12 +74,14 @@ impl Client {
             Client::Java { version, .. } => format!("Java kafka-clients {version}"),
             Client::Librdkafka { .. } => "librdkafka (confluent-kafka Python)".into(),
             Client::FranzGo { .. } => "franz-go v1.22.3".into(),
+            Client::Rust { name, .. } => (*name).into(),
         }
     }
 
     /// The command that runs `workload` on `topic`.
     pub fn command(&self, bootstrap: &str, workload: &Workload, topic: &str) -> Command {
         let (count, size) = (workload.count.to_string(), workload.size.to_string());
+        let batch = workload.batch.to_string();
         match (self, workload.kind) {
             (Client::Ours { exe }, Kind::Produce) => {
                 let mut command = Command::new(exe);
@@ -80,7 +91,7 @@ impl Client {
                     "acks=all".to_owned(),
                     "enable.idempotence=true".to_owned(),
                     format!("linger.ms={LINGER_MS}"),
-                    format!("batch.size={BATCH_BYTES}"),
+                    format!("batch.size={batch}"),
                 ] {
                     command.args(["--property", &property]);
                 }
@@ -111,7 +122,7 @@ impl Client {
                             "acks=all".to_owned(),
                             "enable.idempotence=true".to_owned(),
                             format!("linger.ms={LINGER_MS}"),
-                            format!("batch.size={BATCH_BYTES}"),
+                            format!("batch.size={batch}"),
                         ]);
                     }
                     Kind::Consume => {
@@ -126,7 +137,9 @@ impl Client {
                 let mut command = Command::new("python3");
                 command.arg(script);
                 match kind {
-                    Kind::Produce => command.args(["bench-produce", "--size", &size]),
+                    Kind::Produce => {
+                        command.args(["bench-produce", "--size", &size, "--batch-size", &batch])
+                    }
                     Kind::Consume => command.arg("bench-consume"),
                 };
                 command.args([
@@ -146,15 +159,27 @@ impl Client {
                     Kind::Consume => "consume",
                 };
                 command.args(["-mode", mode, "-bootstrap", bootstrap, "-topic", topic]);
-                command.args(["-count", &count, "-size", &size]);
+                command.args(["-count", &count, "-size", &size, "-batch", &batch]);
+                command
+            }
+            (Client::Rust { exe, .. }, kind) => {
+                let mut command = Command::new(exe);
+                let mode = match kind {
+                    Kind::Produce => "produce",
+                    Kind::Consume => "consume",
+                };
+                command.args(["--mode", mode, "--bootstrap", bootstrap, "--topic", topic]);
+                command.args(["--count", &count, "--size", &size, "--batch", &batch]);
                 command
             }
         }
     }
 
-    /// Reads the client's own report from its stdout.
-    pub fn parse(&self, kind: Kind, stdout: &str) -> Result<Reported, String> {
+    /// Reads the client's own report from its output.
+    pub fn parse(&self, kind: Kind, stdout: &str, stderr: &str) -> Result<Reported, String> {
         match self {
+            // `harness consume` keeps stdout for records (`--print`).
+            Client::Ours { .. } if kind == Kind::Consume => json_report(stderr),
             Client::Java { .. } => match kind {
                 Kind::Produce => java_producer_performance(stdout),
                 Kind::Consume => java_consumer_performance(stdout),

@@ -17,14 +17,19 @@ pub struct Measured {
     pub success: bool,
     /// CPU seconds, user plus system, of the process and the threads it ran.
     pub cpu_seconds: f64,
-    /// Peak resident set size in MiB.
+    /// Peak resident set size in MiB (`VmHWM` of the program, read while it
+    /// runs: `ru_maxrss` would count the harness's own memory, inherited
+    /// at fork before the program was exec'ed).
     pub peak_rss_mib: f64,
     /// Wall time from spawn to exit (start-up included).
     pub wall: Duration,
+    /// Killed for running past the limit.
+    pub timed_out: bool,
 }
 
-/// Spawns `command`, collects its output and reaps it with `wait4`.
-pub fn run(mut command: Command) -> std::io::Result<Measured> {
+/// Spawns `command`, collects its output and reaps it with `wait4`; kills
+/// it (SIGKILL) if it runs longer than `limit`.
+pub fn run(mut command: Command, limit: Duration) -> std::io::Result<Measured> {
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::null())
@@ -44,6 +49,25 @@ pub fn run(mut command: Command) -> std::io::Result<Measured> {
         let _ = stderr_pipe.read_to_string(&mut text);
         text
     });
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Returns (killed for the limit, peak RSS in KiB seen).
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + limit;
+            let mut peak_kib = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                peak_kib = peak_kib.max(high_water_kib(pid).unwrap_or(0));
+                if Instant::now() >= deadline {
+                    // SAFETY: kill(2) on the child this process has not reaped.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    return (true, peak_kib);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (false, peak_kib)
+        })
+    };
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value, and `wait4` writes it
     // for the child this process spawned and has not reaped.
@@ -52,6 +76,8 @@ pub fn run(mut command: Command) -> std::io::Result<Measured> {
     if reaped != pid {
         return Err(std::io::Error::last_os_error());
     }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let (timed_out, peak_kib) = watchdog.join().unwrap_or((false, 0));
     let wall = started.elapsed();
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let stderr = stderr.join().unwrap_or_default();
@@ -69,8 +95,15 @@ pub fn run(mut command: Command) -> std::io::Result<Measured> {
         stderr: tail,
         success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         cpu_seconds: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        // ru_maxrss is in KiB on Linux.
-        peak_rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        peak_rss_mib: peak_kib as f64 / 1024.0,
         wall,
+        timed_out,
     })
+}
+
+/// `VmHWM` (peak RSS, KiB) of a running process.
+fn high_water_kib(pid: libc::pid_t) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

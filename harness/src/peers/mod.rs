@@ -1,5 +1,6 @@
 //! `harness bench --peers`: this client beside the Java client, librdkafka
-//! and franz-go on the same cluster in the same run, each as its own
+//! (from Python and from the `rdkafka` crate), franz-go, Confluent's Rust
+//! client, krafka and rskafka on the same cluster in the same run, each as its own
 //! process, each measured the same way (CPU and peak RSS of its process from
 //! the kernel; throughput and latency as the client reports them).
 //!
@@ -44,21 +45,27 @@ pub struct Workload {
     pub count: usize,
     /// Value bytes per record.
     pub size: usize,
+    /// Producer `batch.size`.
+    pub batch: usize,
 }
 
 impl Workload {
-    fn new(kind: Kind, partitions: i32, count: usize, size: usize) -> Self {
-        let verb = match kind {
-            Kind::Produce => "produce",
-            Kind::Consume => "consume",
-        };
+    fn new(kind: Kind, partitions: i32, count: usize, size: usize, batch: usize) -> Self {
         let (amount, bytes) = (count_name(count), size_name(size));
+        let name = match kind {
+            Kind::Produce => format!(
+                "produce {amount} × {bytes}, {partitions} partition(s), batch.size {}",
+                size_name(batch)
+            ),
+            Kind::Consume => format!("consume {amount} × {bytes}, {partitions} partition(s)"),
+        };
         Self {
-            name: format!("{verb} {amount} × {bytes}, {partitions} partition(s)"),
+            name,
             kind,
             partitions,
             count,
             size,
+            batch,
         }
     }
 }
@@ -72,27 +79,39 @@ fn count_name(count: usize) -> String {
 }
 
 fn size_name(size: usize) -> String {
-    if size >= 1024 && size % 1024 == 0 {
+    if size >= 1_000_000 && size % 1_000_000 == 0 {
+        format!("{} MB", size / 1_000_000)
+    } else if size >= 1024 && size % 1024 == 0 {
         format!("{} KiB", size / 1024)
     } else {
         format!("{size} B")
     }
 }
 
+/// Batches of up to 1 MB, as librdkafka's and franz-go's defaults.
+const LARGE_BATCH: usize = 1_000_000;
+/// The Java client's default `batch.size`: with 1 MB batches a producer
+/// that reserves `batch.size` per open batch (Java, this client) keeps only
+/// 32 batches open in its 32 MiB `buffer.memory`, far fewer than 100 or
+/// 1,000 partitions need.
+const SMALL_BATCH: usize = 16 * 1024;
+
 /// The workloads at `records` (1M by default): 100-byte records on
 /// 1 and 6 partitions, 10 KiB records (a tenth as many), consuming from the
-/// start, and how the cost grows at 100 and 1,000 partitions.
+/// start, and how the cost grows from 1 to 100 and 1,000 partitions.
 pub fn workloads(records: usize) -> Vec<Workload> {
+    use Kind::{Consume, Produce};
     vec![
-        Workload::new(Kind::Produce, 1, records, 100),
-        Workload::new(Kind::Produce, 6, records, 100),
-        Workload::new(Kind::Produce, 6, records / 10, 10 * 1024),
-        Workload::new(Kind::Consume, 6, records, 100),
-        Workload::new(Kind::Produce, 100, records, 100),
-        Workload::new(Kind::Produce, 1000, records, 100),
-        Workload::new(Kind::Consume, 1, records, 100),
-        Workload::new(Kind::Consume, 100, records, 100),
-        Workload::new(Kind::Consume, 1000, records, 100),
+        Workload::new(Produce, 1, records, 100, LARGE_BATCH),
+        Workload::new(Produce, 6, records, 100, LARGE_BATCH),
+        Workload::new(Produce, 6, records / 10, 10 * 1024, LARGE_BATCH),
+        Workload::new(Consume, 6, records, 100, LARGE_BATCH),
+        Workload::new(Produce, 1, records, 100, SMALL_BATCH),
+        Workload::new(Produce, 100, records, 100, SMALL_BATCH),
+        Workload::new(Produce, 1000, records, 100, SMALL_BATCH),
+        Workload::new(Consume, 1, records, 100, SMALL_BATCH),
+        Workload::new(Consume, 100, records, 100, SMALL_BATCH),
+        Workload::new(Consume, 1000, records, 100, SMALL_BATCH),
     ]
 }
 
@@ -168,21 +187,38 @@ pub fn clients() -> (Vec<Client>, Vec<(String, String)>) {
         Ok(exe) => ready.push(Client::FranzGo { exe }),
         Err(e) => not_run.push(("franz-go".into(), e.to_string())),
     }
-    for (name, reason) in [
-        (
-            "rdkafka crate (librdkafka from Rust)",
-            "not built by the harness yet: it compiles librdkafka's C sources; librdkafka itself is measured through confluent-kafka",
-        ),
-        (
-            "confluent-kafka (Rust)",
-            "not built by the harness yet",
-        ),
-        ("krafka", "not built by the harness yet"),
-        ("rskafka", "not built by the harness yet"),
-    ] {
-        not_run.push((name.into(), reason.into()));
+    for (package, name) in RUST_PEERS {
+        match build_rust_peer(package) {
+            Ok(exe) => ready.push(Client::Rust { name, exe }),
+            Err(e) => not_run.push((name.into(), e.to_string())),
+        }
     }
     (ready, not_run)
+}
+
+/// The Rust clients of `harness/peers/rust`: package, name.
+const RUST_PEERS: [(&str, &str); 4] = [
+    ("rdkafka-bench", "librdkafka (rdkafka crate 0.39)"),
+    ("confluent-bench", "confluent-kafka 1.0.0 (Rust)"),
+    ("krafka-bench", "krafka 0.28.1"),
+    ("rskafka-bench", "rskafka 0.6.0"),
+];
+
+/// Builds one package of `harness/peers/rust` (its own workspace, apart
+/// from this one) into the cache.
+fn build_rust_peer(package: &str) -> Result<PathBuf, Error> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/rust");
+    let target = cache_root().join("peers/rust-target");
+    let status = std::process::Command::new("cargo")
+        .args(["build", "--release", "--locked", "-p", package])
+        .current_dir(&workspace)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .map_err(|e| format!("cargo is missing ({e})"))?;
+    if !status.success() {
+        return Err(format!("cargo build -p {package} failed ({status})").into());
+    }
+    Ok(target.join("release").join(package))
 }
 
 /// Builds `harness/peers/franz-go` with the Go toolchain into the cache
@@ -203,6 +239,9 @@ fn build_franz_go() -> Result<PathBuf, Error> {
     }
     Ok(out)
 }
+
+/// A run still going after this is killed and reported as failed.
+const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Runs every workload with every client on `bootstrap`.
 pub async fn run(bootstrap: &str, records: usize, cluster: String) -> Result<PeerReport, Error> {
@@ -227,8 +266,22 @@ pub async fn run(bootstrap: &str, records: usize, cluster: String) -> Result<Pee
             };
             eprintln!("{} — {}", workload.name, client.name());
             let command = client.command(bootstrap, &workload, &topic);
-            let measured = tokio::task::spawn_blocking(move || measure::run(command)).await??;
-            results.push(result(client, &workload, &measured));
+            let measured =
+                tokio::task::spawn_blocking(move || measure::run(command, RUN_LIMIT)).await??;
+            let outcome = result(client, &workload, &measured);
+            eprintln!("  {}", serde_json::to_string(&outcome).unwrap_or_default());
+            results.push(outcome);
+            // Thousands of partitions left behind would slow the brokers
+            // down for every run after.
+            if source.is_none() {
+                wire_ops::delete_topic(&connection, &topic).await?;
+            }
+        }
+        if let Some(topic) = &source {
+            if workload.partitions > 6 {
+                wire_ops::delete_topic(&connection, topic).await?;
+                sources.retain(|(_, _, t)| t != topic);
+            }
         }
     }
     Ok(PeerReport {
@@ -239,8 +292,10 @@ pub async fn run(bootstrap: &str, records: usize, cluster: String) -> Result<Pee
 }
 
 fn result(client: &Client, workload: &Workload, measured: &measure::Measured) -> PeerResult {
-    let parsed = if measured.success {
-        client.parse(workload.kind, &measured.stdout)
+    let parsed = if measured.timed_out {
+        Err(format!("not done within {} s", RUN_LIMIT.as_secs()))
+    } else if measured.success {
+        client.parse(workload.kind, &measured.stdout, &measured.stderr)
     } else {
         Err(format!("exited with failure: {}", measured.stderr))
     };
