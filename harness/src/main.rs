@@ -172,10 +172,15 @@ enum Command {
         /// Last stdout line: one JSON object.
         #[arg(long)]
         json: bool,
-        /// Compare with the peer clients instead (Java, librdkafka, franz-go),
-        /// each workload on the same cluster; writes `peers.{json,md,svg}`.
+        /// Compare with the peer clients instead (Java, librdkafka, franz-go,
+        /// the Rust clients), each workload on the same cluster; writes
+        /// `peers.{json,md,svg}`.
         #[arg(long)]
         peers: bool,
+        /// With --peers: no run, the report of the result lines an earlier
+        /// (stopped) run printed on stderr, read from this file.
+        #[arg(long, requires = "peers")]
+        from_lines: Option<std::path::PathBuf>,
     },
     /// Consume a topic with this project's consumer; a JSON summary (consumed,
     /// records_per_sec, mb_per_sec, cpu …) goes to stderr.
@@ -335,14 +340,16 @@ async fn main() -> ExitCode {
             txn_size,
             json,
             peers: false,
+            ..
         } => bench(bootstrap, &semantics, records, size, txn_size, json).await,
         Command::Bench {
             bootstrap,
             records,
             json,
             peers: true,
+            from_lines,
             ..
-        } => bench_peers(bootstrap, records, json).await,
+        } => bench_peers(bootstrap, records, json, from_lines).await,
         Command::Transform {
             bootstrap,
             input,
@@ -699,7 +706,17 @@ async fn verify(
 }
 
 /// `bench --peers`: every client, every workload, one cluster.
-async fn bench_peers(bootstrap: Option<String>, records: usize, json: bool) -> Result<()> {
+async fn bench_peers(
+    bootstrap: Option<String>,
+    records: usize,
+    json: bool,
+    from_lines: Option<std::path::PathBuf>,
+) -> Result<()> {
+    if let Some(path) = from_lines {
+        let text = std::fs::read_to_string(&path)?;
+        let report = harness::peers::from_lines(&text, format!("results of {}", path.display()))?;
+        return write_peers(&report, json);
+    }
     let (address, broker) = broker_address(bootstrap).await?;
     let cluster = match &broker {
         Some(cluster) => format!(
@@ -712,8 +729,12 @@ async fn bench_peers(bootstrap: Option<String>, records: usize, json: bool) -> R
     let report = harness::peers::run(&address, records, cluster)
         .await
         .map_err(|e| -> Box<dyn std::error::Error> { e.to_string().into() })?;
-    let markdown = harness::peers::markdown(&report);
-    let value = serde_json::to_value(&report)?;
+    write_peers(&report, json)
+}
+
+fn write_peers(report: &harness::peers::PeerReport, json: bool) -> Result<()> {
+    let markdown = harness::peers::markdown(report);
+    let value = serde_json::to_value(report)?;
     write_report("peers", &value, &markdown)?;
     std::fs::write(
         report_dir().join("peers.svg"),

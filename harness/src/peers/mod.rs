@@ -116,7 +116,7 @@ pub fn workloads(records: usize) -> Vec<Workload> {
 }
 
 /// One client's run of one workload.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct PeerResult {
     /// Workload name.
     pub workload: String,
@@ -361,6 +361,21 @@ async fn consume_source(
     }
     sources.push((workload.partitions, workload.count, topic.clone()));
     Ok(topic)
+}
+
+/// A report from the result lines a run printed on stderr (`  {…}`), for
+/// a run that was stopped before its end.
+pub fn from_lines(text: &str, cluster: String) -> Result<PeerReport, serde_json::Error> {
+    let results = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("  {").map(|rest| format!("{{{rest}")))
+        .map(|json| serde_json::from_str(&json))
+        .collect::<Result<_, _>>()?;
+    Ok(PeerReport {
+        cluster,
+        results,
+        not_run: Vec::new(),
+    })
 }
 
 /// The report as a Markdown table.
