@@ -152,24 +152,28 @@ impl Client {
                 ]);
                 command
             }
-            (Client::FranzGo { exe }, kind) => {
-                let mut command = Command::new(exe);
+            // The same flags; Go's flag package spells them with one dash.
+            (Client::FranzGo { exe }, kind) | (Client::Rust { exe, .. }, kind) => {
+                let dash = if matches!(self, Client::FranzGo { .. }) {
+                    "-"
+                } else {
+                    "--"
+                };
                 let mode = match kind {
                     Kind::Produce => "produce",
                     Kind::Consume => "consume",
                 };
-                command.args(["-mode", mode, "-bootstrap", bootstrap, "-topic", topic]);
-                command.args(["-count", &count, "-size", &size, "-batch", &batch]);
-                command
-            }
-            (Client::Rust { exe, .. }, kind) => {
                 let mut command = Command::new(exe);
-                let mode = match kind {
-                    Kind::Produce => "produce",
-                    Kind::Consume => "consume",
-                };
-                command.args(["--mode", mode, "--bootstrap", bootstrap, "--topic", topic]);
-                command.args(["--count", &count, "--size", &size, "--batch", &batch]);
+                for (flag, value) in [
+                    ("mode", mode),
+                    ("bootstrap", bootstrap),
+                    ("topic", topic),
+                    ("count", count.as_str()),
+                    ("size", size.as_str()),
+                    ("batch", batch.as_str()),
+                ] {
+                    command.arg(format!("{dash}{flag}")).arg(value);
+                }
                 command
             }
         }
