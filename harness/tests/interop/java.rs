@@ -21,7 +21,7 @@ use semantics::consumer::{Consumer, ConsumerRecord, TopicPartition};
 use semantics::{Producer, ProducerRecord};
 use serde_json::{json, Value};
 
-use super::{connection, hex, json_lines};
+use super::{connection, hex, json_lines, our_transactions};
 
 /// Records per codec in the byte-for-byte cases.
 const RECORDS: usize = 20;
@@ -41,6 +41,15 @@ async fn topic(prefix: &str, partitions: i32, configs: &[(&str, &str)]) -> Strin
 }
 
 const LOG_APPEND_TIME: (&str, &str) = ("message.timestamp.type", "LogAppendTime");
+
+/// Every codec on a create-time topic, then `log_append_codec` on a
+/// log-append-time one: (codec, log-append time, topic configs).
+fn byte_cases(
+    log_append_codec: Compression,
+) -> impl Iterator<Item = (Compression, bool, &'static [(&'static str, &'static str)])> {
+    let create_time = Compression::ALL.into_iter().map(|c| (c, false, &[][..]));
+    create_time.chain([(log_append_codec, true, &[LOG_APPEND_TIME][..])])
+}
 
 /// Every record of partition 0 of `topic` as this client's consumer reads
 /// it under `isolation`: at least `count`, then everything up to the end.
@@ -104,12 +113,7 @@ fn expected_json(prefix: &str, i: usize, timestamp: i64, timestamp_type: &str) -
 async fn java_reads_our_records_byte_for_byte() {
     let bootstrap = test_broker::bootstrap();
     let count = RECORDS.to_string();
-    for (codec, log_append) in Compression::ALL
-        .into_iter()
-        .map(|c| (c, false))
-        .chain([(Compression::Zstd, true)])
-    {
-        let configs: &[(&str, &str)] = if log_append { &[LOG_APPEND_TIME] } else { &[] };
+    for (codec, log_append, configs) in byte_cases(Compression::Zstd) {
         let topic = topic(&format!("wire-to-java-{codec}"), 1, configs).await;
         let producer = Producer::from_properties([
             ("bootstrap.servers", bootstrap.as_str()),
@@ -175,12 +179,7 @@ async fn java_reads_our_records_byte_for_byte() {
 async fn our_consumer_reads_java_records_byte_for_byte() {
     let bootstrap = test_broker::bootstrap();
     let count = RECORDS.to_string();
-    for (codec, log_append) in Compression::ALL
-        .into_iter()
-        .map(|c| (c, false))
-        .chain([(Compression::Lz4, true)])
-    {
-        let configs: &[(&str, &str)] = if log_append { &[LOG_APPEND_TIME] } else { &[] };
+    for (codec, log_append, configs) in byte_cases(Compression::Lz4) {
         let topic = topic(&format!("java-to-wire-{codec}"), 1, configs).await;
         let report = java(&[
             "produce",
@@ -300,32 +299,12 @@ async fn java_read_committed_sees_exactly_our_committed_transactions() {
     let bootstrap = test_broker::bootstrap();
     for codec in Compression::ALL {
         let topic = topic(&format!("txn-to-java-{codec}"), 1, &[]).await;
-        let producer = Producer::from_properties([
-            ("bootstrap.servers", bootstrap.as_str()),
-            ("transactional.id", unique_topic("txn-to-java").as_str()),
-            ("compression.type", codec.name()),
-            ("linger.ms", "5"),
-        ])
-        .unwrap();
-        producer.init_transactions().await.unwrap();
-        for t in 0..TRANSACTIONS {
-            producer.begin_transaction().await.unwrap();
-            for i in 0..PER_TRANSACTION {
-                let value = java::transaction_value(codec.name(), t, i);
-                let record = ProducerRecord::new(topic.as_str(), value).partition(0);
-                drop(producer.send(record).await.unwrap());
-            }
-            if (t + 1) % ABORT_EVERY == 0 {
-                // The aborted records reach the log before the abort marker.
-                producer.flush().await;
-                producer.abort_transaction().await.unwrap();
-            } else {
-                producer.commit_transaction().await.unwrap();
-            }
-        }
-        producer.close(Duration::from_secs(5)).await;
-
+        let commits: Vec<bool> = (0..TRANSACTIONS)
+            .map(|t| (t + 1) % ABORT_EVERY != 0)
+            .collect();
+        let written = our_transactions(&topic, codec, &commits, PER_TRANSACTION).await;
         let committed = committed_values(codec.name());
+        assert_eq!(written, committed, "{codec}: what the producer committed");
         let count = committed.len().to_string();
         let consumed = json_lines(
             &java(&[

@@ -308,7 +308,6 @@ async fn librdkafka_transaction_markers_decode_in_order() {
 /// consumer must read exactly the committed records, none of the aborted ones.
 #[tokio::test]
 async fn librdkafka_read_committed_sees_exactly_our_committed_transactions() {
-    use semantics::{Producer, ProducerRecord};
     const PER_TRANSACTION: usize = 20;
     let bootstrap = test_broker::bootstrap();
     let connection = connection().await;
@@ -317,38 +316,12 @@ async fn librdkafka_read_committed_sees_exactly_our_committed_transactions() {
         wire_ops::create_topic(&connection, &topic, 1)
             .await
             .unwrap();
-        let producer = Producer::from_properties([
-            ("bootstrap.servers", bootstrap.as_str()),
-            ("transactional.id", unique_topic("our-txn").as_str()),
-            ("compression.type", codec.name()),
-            ("linger.ms", "5"),
-        ])
-        .unwrap();
-        producer.init_transactions().await.unwrap();
-        let mut committed = Vec::new();
-        for (t, commit) in [(0, true), (1, false), (2, true)] {
-            producer.begin_transaction().await.unwrap();
-            for i in 0..PER_TRANSACTION {
-                let value = format!("{codec}-t{t}-{i}");
-                drop(
-                    producer
-                        .send(ProducerRecord::new(topic.as_str(), value.clone()).partition(0))
-                        .await
-                        .unwrap(),
-                );
-                if commit {
-                    committed.push(hex(value.as_bytes()));
-                }
-            }
-            // The aborted records reach the log before the abort marker.
-            producer.flush().await;
-            if commit {
-                producer.commit_transaction().await.unwrap();
-            } else {
-                producer.abort_transaction().await.unwrap();
-            }
-        }
-        producer.close(Duration::from_secs(5)).await;
+        let committed: Vec<String> =
+            our_transactions(&topic, codec, &[true, false, true], PER_TRANSACTION)
+                .await
+                .iter()
+                .map(|value| hex(value.as_bytes()))
+                .collect();
 
         let count = committed.len().to_string();
         let consumed = rdkafka_consume(&bootstrap, &topic, &count, "read_committed").await;
@@ -361,4 +334,47 @@ async fn librdkafka_read_committed_sees_exactly_our_committed_transactions() {
             "{codec}: librdkafka under read_committed"
         );
     }
+}
+
+/// This client's transactional producer (compression `codec`) runs one
+/// transaction per entry of `commits` (true: commit, false: abort) of
+/// `per_transaction` records `{codec}-t{t}-{i}` on partition 0 of `topic`;
+/// the aborted records are flushed to the log before their abort marker.
+/// Returns the committed values in order.
+async fn our_transactions(
+    topic: &str,
+    codec: Compression,
+    commits: &[bool],
+    per_transaction: usize,
+) -> Vec<String> {
+    use semantics::{Producer, ProducerRecord};
+    let bootstrap = test_broker::bootstrap();
+    let producer = Producer::from_properties([
+        ("bootstrap.servers", bootstrap.as_str()),
+        ("transactional.id", unique_topic("our-txn").as_str()),
+        ("compression.type", codec.name()),
+        ("linger.ms", "5"),
+    ])
+    .unwrap();
+    producer.init_transactions().await.unwrap();
+    let mut committed = Vec::new();
+    for (t, &commit) in commits.iter().enumerate() {
+        producer.begin_transaction().await.unwrap();
+        for i in 0..per_transaction {
+            let value = harness::java::transaction_value(codec.name(), t, i);
+            let record = ProducerRecord::new(topic, value.clone()).partition(0);
+            drop(producer.send(record).await.unwrap());
+            if commit {
+                committed.push(value);
+            }
+        }
+        producer.flush().await;
+        if commit {
+            producer.commit_transaction().await.unwrap();
+        } else {
+            producer.abort_transaction().await.unwrap();
+        }
+    }
+    producer.close(Duration::from_secs(5)).await;
+    committed
 }
