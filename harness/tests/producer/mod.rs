@@ -811,11 +811,11 @@ async fn without_a_broker_records_time_out_and_the_producer_survives() {
 }
 
 /// Issue 14 item 7: `buffer.memory` bounds what batches allocate, not only
-/// the record bytes. A batch reserves `batch.size` when it opens, so with
-/// 1 MiB of buffer and 256 KiB batches at most four partitions can hold a
-/// batch while nothing is sent; the next send waits for room and fails after
-/// `max.block.ms`. Before the fix every one of the hundred sends was taken
-/// (100 batches of 256 KiB allocated against 1 MiB of permits).
+/// the record bytes. A new batch is charged 16 KiB when it opens, so with
+/// 1 MiB of buffer at most 64 partitions can hold a batch while nothing is
+/// sent; the next send waits for room and fails after `max.block.ms`.
+/// Before that fix every one of the hundred sends was taken (100 batches of
+/// 256 KiB allocated against 1 MiB of permits).
 #[tokio::test]
 async fn buffer_memory_bounds_what_batches_allocate() {
     let port = reserve_port().unwrap(); // nothing listens: nothing is sent
@@ -844,8 +844,122 @@ async fn buffer_memory_bounds_what_batches_allocate() {
         matches!(refused, Some(ProduceError::BufferFull { .. })),
         "{taken} partitions took a batch each: {refused:?}"
     );
-    assert!(taken <= 4, "{taken} batches of 256 KiB in 1 MiB");
+    assert_eq!(taken, 64, "batches of 16 KiB in 1 MiB");
     producer.close(Duration::from_millis(100)).await;
+}
+
+/// A batch is charged as it grows, up to `batch.size`: records that fill
+/// one partition's batches take no more of `buffer.memory` than it holds.
+#[tokio::test]
+async fn a_growing_batch_is_charged_for_what_it_grows_to() {
+    let port = reserve_port().unwrap();
+    let producer = producer(
+        &format!("127.0.0.1:{port}"),
+        &[
+            ("buffer.memory", "1048576"),
+            ("batch.size", "262144"),
+            ("max.block.ms", "200"),
+            ("linger.ms", "0"),
+        ],
+    );
+    let value = vec![7u8; 1000];
+    let mut taken = 0usize;
+    let refused = loop {
+        let record = ProducerRecord::new("nowhere", value.clone()).partition(0);
+        match producer.send(record).await {
+            Ok(_) => taken += 1,
+            Err(error) => break error,
+        }
+        assert!(taken < 10_000, "10 MB taken into 1 MiB of buffer.memory");
+    };
+    assert!(
+        matches!(refused, ProduceError::BufferFull { .. }),
+        "{refused:?}"
+    );
+    // Four full batches of 256 KiB, and most of what is left of the fifth.
+    assert!(
+        (1000..=1048).contains(&taken),
+        "{taken} records of 1 KB in 1 MiB"
+    );
+    producer.close(Duration::from_millis(100)).await;
+}
+
+/// Large batches on several partitions cost what they hold: six partitions
+/// can each start a batch with `batch.size` at 1 MB in 1 MiB of
+/// `buffer.memory`. Charged `batch.size` per batch (as the Java client
+/// does), the second partition waited for room, which capped a 6-partition
+/// producer at a third of its throughput.
+#[tokio::test]
+async fn large_batches_on_many_partitions_are_charged_what_they_hold() {
+    let port = reserve_port().unwrap();
+    let producer = producer(
+        &format!("127.0.0.1:{port}"),
+        &[
+            ("buffer.memory", "1048576"),
+            ("batch.size", "1000000"),
+            ("max.block.ms", "200"),
+            ("linger.ms", "0"),
+        ],
+    );
+    for partition in 0..6 {
+        let record = ProducerRecord::new("nowhere", "small").partition(partition);
+        if let Err(error) = producer.send(record).await {
+            panic!("partition {partition} found no room: {error}");
+        }
+    }
+    producer.close(Duration::from_millis(100)).await;
+}
+
+/// A batch whose linger has passed stays open while its partition cannot
+/// send (its requests all in flight): it fills up and goes as one batch,
+/// as in the Java client. Closed at linger's end, it went as many small
+/// batches, one per wake of the sender — 16 records a batch instead of
+/// 140 with 16 KiB batches on 100 partitions, a fifth of the throughput.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_batch_keeps_filling_while_its_partition_waits() {
+    let broker = ScriptedBroker::start(Vec::new()).await.unwrap();
+    broker.set_produce_delay(Duration::from_millis(300));
+    let producer = producer(
+        &broker.address(),
+        &[
+            ("max.in.flight.requests.per.connection", "1"),
+            ("linger.ms", "0"),
+            ("batch.size", "16384"),
+        ],
+    );
+    const COUNT: usize = 3_000;
+    let mut futures = Vec::with_capacity(COUNT);
+    for i in 0..COUNT {
+        futures.push(
+            producer
+                .send(ProducerRecord::new("scripted", value(i)).partition(0))
+                .await
+                .expect("queued"),
+        );
+        // Sends spread over the first request's wait, as an application's do.
+        if i % 100 == 99 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    for future in futures {
+        future.await.expect("acknowledged");
+    }
+    producer.close(Duration::from_secs(5)).await;
+    let sizes: Vec<i32> = broker
+        .log()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Produce { records, .. } => Some(*records),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sizes.iter().sum::<i32>(), COUNT as i32);
+    // 16 KiB holds about 150 of these records: 3,000 fill about twenty.
+    assert!(
+        sizes.len() <= 30,
+        "{} batches for {COUNT} records: {sizes:?}",
+        sizes.len()
+    );
 }
 
 /// Issue 14 item 7: a record larger than `buffer.memory` can never fit: it

@@ -2,14 +2,19 @@
 //!
 //! Records are encoded into the partition's open batch as they arrive
 //! ([`BatchBuilder`]); a batch closes when it reaches `batch.size` bytes or the
-//! record limit, or when `linger.ms` expires, and then waits in the partition's
-//! queue for the sender. Retried batches go back to the front, in their
-//! original order.
+//! record limit, and then waits in the partition's queue for the sender.
+//! Once `linger.ms` has passed the open batch is ready, but it stays open
+//! until the sender can take it: while the partition's requests are all in
+//! flight it keeps filling, as in the Java client's accumulator, instead of
+//! queueing one small batch per linger. Retried batches go back to the
+//! front, in their original order.
 //!
-//! `buffer.memory` is charged per batch, for the bytes the batch allocates
-//! when it opens (`batch.size`, or more for one larger record), as the Java
-//! client's buffer pool does; records appended to an open batch cost
-//! nothing more. The caller reserves that allocation before opening one.
+//! `buffer.memory` is charged for the bytes batches allocate. A batch opens
+//! with [`INITIAL_ALLOCATION`] (or what its first record needs) and doubles
+//! its allocation as it fills, up to `batch.size`: large batches on many
+//! partitions then cost what they hold, not `batch.size` each (the Java
+//! client charges `batch.size` per batch, so 32 MiB holds 32 open 1 MB
+//! batches). The caller reserves what an append asks for before retrying it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -26,13 +31,16 @@ use crate::producer::error::ProduceError;
 /// halves a batch, so twenty levels reach single records from 1M records).
 const ORDER_BITS_PER_BATCH: u32 = 20;
 
+/// What a new batch allocates (and is charged) before it grows.
+pub(crate) const INITIAL_ALLOCATION: usize = 16 * 1024;
+
 /// A batch being filled.
 pub(crate) struct OpenBatch {
     builder: BatchBuilder,
     outcome: Arc<BatchOutcome>,
     created: Instant,
-    /// Bytes allocated for the batch, and charged to `buffer.memory`; the
-    /// batch never grows past them.
+    /// Bytes charged to `buffer.memory` for the batch; it grows past them
+    /// only after charging more.
     buffer_bytes: usize,
 }
 
@@ -117,7 +125,8 @@ pub(crate) struct PartitionQueue {
 }
 
 impl PartitionQueue {
-    fn close_open(&mut self) {
+    /// Closes the open batch, if there is one: it goes behind the closed ones.
+    pub fn close_open(&mut self) {
         let Some(open) = self.open.take() else { return };
         let order = self.next_order << ORDER_BITS_PER_BATCH;
         self.next_order += 1;
@@ -158,6 +167,32 @@ impl PartitionQueue {
         }
     }
 
+    /// When the open batch may be sent: once `linger` has passed since it
+    /// opened, at once if `force`. `None` without an open batch.
+    pub fn open_ready_at(&self, linger: std::time::Duration, force: bool) -> Option<Instant> {
+        let open = self.open.as_ref()?;
+        Some(if force {
+            open.created
+        } else {
+            open.created + linger
+        })
+    }
+
+    /// When the open batch was opened.
+    pub fn open_created(&self) -> Option<Instant> {
+        self.open.as_ref().map(|open| open.created)
+    }
+
+    /// Bytes of the batch the sender would take next: the oldest closed one,
+    /// or else the open one.
+    pub fn next_batch_len(&self) -> Option<usize> {
+        match (self.closed.front(), &self.open) {
+            (Some(front), _) => Some(front.encoded_len()),
+            (None, Some(open)) => Some(open.builder.size_in_bytes()),
+            (None, None) => None,
+        }
+    }
+
     /// Puts a batch back for another attempt, keeping creation order.
     pub fn requeue(&mut self, batch: ClosedBatch) {
         let at = self
@@ -172,11 +207,24 @@ impl PartitionQueue {
 /// Batch limits from the configuration.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchLimits {
+    /// `batch.size`, at most `buffer.memory`.
     pub batch_size: usize,
+    /// Bytes a batch holds besides its records (header, varint slack).
+    pub batch_overhead: usize,
     pub max_records: usize,
     pub compression: Compression,
     /// Batches of a transactional producer carry the transactional flag.
     pub transactional: bool,
+}
+
+impl BatchLimits {
+    /// What a new batch allocates for a first record of `record_bytes`: the
+    /// initial allocation, or what the record alone needs.
+    pub fn new_batch_allocation(&self, record_bytes: usize) -> usize {
+        INITIAL_ALLOCATION
+            .min(self.batch_size)
+            .max(record_bytes + self.batch_overhead)
+    }
 }
 
 /// One topic's partition queues.
@@ -227,28 +275,51 @@ impl Accumulator {
         (&queues.name, &mut queues.partitions[index])
     }
 
-    /// Appends a record to the partition's open batch if it has room for
-    /// `record_bytes` more; `None` when a new batch must be opened (see
-    /// [`Accumulator::append_to_new`]).
-    pub fn try_append(
+    /// Appends a record to the partition's open batch, growing it or opening
+    /// a new one as needed. Growth and new batches are paid from `credit`
+    /// (bytes already reserved from `buffer.memory`); when it does not cover
+    /// them, nothing changes and the bytes needed are returned.
+    pub fn append(
         &mut self,
         topic: &str,
         partition: i32,
         record: &RecordParts<'_>,
         limits: BatchLimits,
-    ) -> Option<Appended> {
+        credit: &mut usize,
+    ) -> Result<Appended, usize> {
         let (_, queue) = self.queue(topic, partition);
-        let open = queue.open.as_ref()?;
-        if open.builder.size_in_bytes() + record.bytes > open.buffer_bytes {
-            return None;
+        if let Some(open) = queue.open.as_mut() {
+            let needed = open.builder.size_in_bytes() + record.bytes;
+            if needed <= open.buffer_bytes {
+                return Ok(Self::append_open(queue, record, limits, false, false));
+            }
+            if needed <= limits.batch_size {
+                // Doubling keeps reallocations few: a batch of batch.size
+                // is copied about once in all.
+                let growth = open
+                    .buffer_bytes
+                    .max(needed - open.buffer_bytes)
+                    .min(limits.batch_size - open.buffer_bytes);
+                if *credit < growth {
+                    return Err(growth);
+                }
+                *credit -= growth;
+                open.buffer_bytes += growth;
+                return Ok(Self::append_open(queue, record, limits, false, false));
+            }
         }
-        Some(Self::append_open(queue, record, limits, false, false))
+        let allocation = limits.new_batch_allocation(record.bytes);
+        if *credit < allocation {
+            return Err(allocation);
+        }
+        *credit -= allocation;
+        Ok(self.append_to_new(topic, partition, record, limits, allocation))
     }
 
     /// Closes the partition's open batch (it has no room), opens one of
     /// `allocation` bytes — already reserved from `buffer.memory` — and
     /// appends the record to it.
-    pub fn append_to_new(
+    fn append_to_new(
         &mut self,
         topic: &str,
         partition: i32,
@@ -286,9 +357,7 @@ impl Accumulator {
         let future = DeliveryFuture::pending(open.outcome.clone(), offset_delta, record.timestamp);
         let batch_id = open.outcome.id;
         let size = open.builder.size_in_bytes();
-        if size >= limits.batch_size.min(open.buffer_bytes)
-            || open.builder.record_count() as usize >= limits.max_records
-        {
+        if size >= limits.batch_size || open.builder.record_count() as usize >= limits.max_records {
             queue.close_open();
             batch_closed = true;
         }

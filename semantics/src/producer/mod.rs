@@ -126,6 +126,11 @@ impl Producer {
         self.shared.counters.snapshot()
     }
 
+    /// Requests and bytes this producer exchanged with the cluster so far.
+    pub fn traffic(&self) -> kafka_wire::conn::TrafficSnapshot {
+        self.shared.cluster.traffic()
+    }
+
     /// Connectivity, unsettled batches, and the fatal error if there is one.
     pub fn health(&self) -> crate::health::Health {
         let (connected, known) = self.shared.cluster.connectivity();
@@ -357,9 +362,9 @@ impl Producer {
         Ok(partition)
     }
 
-    /// Appends to the partition's open batch if it has room; otherwise
-    /// reserves a new batch's allocation from `buffer.memory` (waiting at
-    /// most `max.block.ms`) and opens one.
+    /// Appends to the partition's open batch, first reserving from
+    /// `buffer.memory` (waiting at most `max.block.ms`) what growing it or
+    /// opening a new one costs.
     async fn append(
         &self,
         topic: &str,
@@ -367,32 +372,39 @@ impl Producer {
         record: &RecordParts<'_>,
     ) -> Result<accumulator::Appended, ProduceError> {
         let limits = self.batch_limits();
-        let appended = {
-            let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
-            self.refuse_if_closed()?;
-            accumulator.try_append(topic, partition, record, limits)
-        };
-        if let Some(appended) = appended {
-            return Ok(appended);
+        let mut credit = 0;
+        loop {
+            let needed = {
+                let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
+                // Checked under the lock the sender exits under: either the
+                // sender sees this batch, or this send sees the producer closed.
+                let outcome = self
+                    .refuse_if_closed()
+                    .map(|()| accumulator.append(topic, partition, record, limits, &mut credit));
+                match outcome {
+                    Ok(Ok(appended)) => {
+                        if appended.batch_opened {
+                            // Counted under the lock, before the sender can settle it.
+                            self.shared.batch_opened(appended.batch_id);
+                        }
+                        self.shared.buffer.add_permits(credit);
+                        return Ok(appended);
+                    }
+                    Ok(Err(needed)) => needed,
+                    Err(error) => {
+                        self.shared.buffer.add_permits(credit);
+                        return Err(error);
+                    }
+                }
+            };
+            // Another send may have grown or replaced the batch meanwhile:
+            // the loop asks again with what is reserved.
+            if let Err(error) = self.reserve_buffer(needed - credit.min(needed)).await {
+                self.shared.buffer.add_permits(credit);
+                return Err(error);
+            }
+            credit = credit.max(needed);
         }
-        let allocation = self.batch_allocation(record.bytes);
-        self.reserve_buffer(allocation).await?;
-        let mut accumulator = self.shared.accumulator.lock().expect("accumulator lock");
-        // Checked under the lock the sender exits under: either the sender
-        // sees this batch, or this send sees the producer closed.
-        if let Err(error) = self.refuse_if_closed() {
-            self.shared.buffer.add_permits(allocation);
-            return Err(error);
-        }
-        // Another send may have opened a batch with room meanwhile.
-        if let Some(appended) = accumulator.try_append(topic, partition, record, limits) {
-            self.shared.buffer.add_permits(allocation);
-            return Ok(appended);
-        }
-        let appended = accumulator.append_to_new(topic, partition, record, limits, allocation);
-        // Counted under the lock, before the sender can settle the batch.
-        self.shared.batch_opened(appended.batch_id);
-        Ok(appended)
     }
 
     fn refuse_if_closed(&self) -> Result<(), ProduceError> {
@@ -400,16 +412,6 @@ impl Producer {
             return Err(self.shared.fatal_error().unwrap_or(ProduceError::Closed));
         }
         Ok(())
-    }
-
-    /// Bytes a new batch allocates for a record of `record_bytes`:
-    /// `batch.size` (at most `buffer.memory`), or what the record alone needs.
-    fn batch_allocation(&self, record_bytes: usize) -> usize {
-        let config = &self.shared.config;
-        config
-            .batch_size
-            .min(config.buffer_memory)
-            .max(record_bytes + BATCH_OVERHEAD)
     }
 
     async fn reserve_buffer(&self, size: usize) -> Result<(), ProduceError> {
@@ -434,7 +436,8 @@ impl Producer {
     fn batch_limits(&self) -> BatchLimits {
         let config = &self.shared.config;
         BatchLimits {
-            batch_size: config.batch_size,
+            batch_size: config.batch_size.min(config.buffer_memory),
+            batch_overhead: BATCH_OVERHEAD,
             max_records: config.batch_max_records,
             compression: config.compression,
             transactional: self.txn.is_some(),

@@ -204,8 +204,12 @@ impl Sender {
             for topic in accumulator.topics.values_mut() {
                 for (index, queue) in topic.partitions.iter_mut().enumerate() {
                     let partition = index as i32;
-                    if let Some(due) = queue.close_if_due(now, config.linger, force) {
-                        wake_at = wake_at.min(due);
+                    // An open batch past its delivery timeout closes, to expire.
+                    if queue
+                        .open_created()
+                        .is_some_and(|created| created + config.delivery_timeout <= now)
+                    {
+                        queue.close_open();
                     }
                     while queue
                         .closed
@@ -214,9 +218,17 @@ impl Sender {
                     {
                         expired.push(queue.closed.pop_front().expect("checked"));
                     }
-                    let Some(front) = queue.closed.front() else {
-                        continue;
+                    let open_ready = match queue.open_ready_at(config.linger, force) {
+                        Some(ready_at) if ready_at > now => {
+                            wake_at = wake_at.min(ready_at);
+                            false
+                        }
+                        Some(_) => true,
+                        None => false,
                     };
+                    if queue.closed.is_empty() && !open_ready {
+                        continue;
+                    }
                     let waiting_for_id = config.enable_idempotence && self.sequences.is_none();
                     if waiting_for_id || queue.in_flight >= config.max_in_flight {
                         continue;
@@ -224,13 +236,15 @@ impl Sender {
                     if !self.ready_after_reset(&topic.name, partition, queue) {
                         continue;
                     }
-                    if let Some(retry_at) = front.retry_at.filter(|&at| at > now) {
-                        wake_at = wake_at.min(retry_at);
-                        continue;
-                    }
-                    // A retry waits for the partition's in-flight batches: order first.
-                    if front.attempts > 0 && queue.in_flight > 0 {
-                        continue;
+                    if let Some(front) = queue.closed.front() {
+                        if let Some(retry_at) = front.retry_at.filter(|&at| at > now) {
+                            wake_at = wake_at.min(retry_at);
+                            continue;
+                        }
+                        // A retry waits for the partition's in-flight batches: order first.
+                        if front.attempts > 0 && queue.in_flight > 0 {
+                            continue;
+                        }
                     }
                     let Some(leader) = shared.cluster.leader(&topic.name, partition) else {
                         unknown_leaders.push(topic.name.to_string());
@@ -248,12 +262,17 @@ impl Sender {
                     // max.request.size bounds the request, not only a record:
                     // a batch that does not fit goes in the next request.
                     let bytes = request_bytes.entry(leader).or_insert(REQUEST_OVERHEAD);
-                    let batch_bytes = front.encoded_len() + PARTITION_OVERHEAD;
+                    let batch_bytes = queue.next_batch_len().unwrap_or(0) + PARTITION_OVERHEAD;
                     if *bytes > REQUEST_OVERHEAD && *bytes + batch_bytes > config.max_request_size {
                         wake_at = now;
                         continue;
                     }
                     *bytes += batch_bytes;
+                    // The open batch closes only now that it can go: until
+                    // then it kept filling.
+                    if queue.closed.is_empty() {
+                        queue.close_open();
+                    }
                     let request = requests.entry(leader).or_default();
                     let mut batch = queue.closed.pop_front().expect("checked");
                     let restamp = self.stamp(&topic.name, partition, &mut batch);
