@@ -47,6 +47,12 @@ pub struct ConsumeReport {
     pub cpu_seconds: f64,
     /// Client CPU per record.
     pub cpu_us_per_record: f64,
+    /// Requests the consumer sent (fetches, and metadata, offsets, group).
+    pub requests: u64,
+    /// Request bytes it sent.
+    pub request_bytes: u64,
+    /// Response bytes it read.
+    pub response_bytes: u64,
     /// First error the consumer reported, if any.
     pub first_error: Option<String>,
 }
@@ -78,11 +84,16 @@ pub async fn run(args: ConsumeArgs) -> Result<ConsumeReport, Box<dyn std::error:
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let (mut consumed, mut bytes, mut first_error) = (0usize, 0usize, None);
-    let mut last_record_at = started;
+    // The clock is read once at the end, not per record: a run that ends
+    // idle ended `idle_timeout` after its last record.
+    let mut idle = false;
     let wanted = args.count.unwrap_or(usize::MAX);
     while consumed < wanted {
         match consumer.poll(args.idle_timeout).await {
-            None => break,
+            None => {
+                idle = consumed > 0;
+                break;
+            }
             Some(Ok(record)) => {
                 consumed += 1;
                 let value = record.value.as_deref().unwrap_or_default();
@@ -91,7 +102,6 @@ pub async fn run(args: ConsumeArgs) -> Result<ConsumeReport, Box<dyn std::error:
                     out.write_all(value)?;
                     out.write_all(b"\n")?;
                 }
-                last_record_at = Instant::now();
             }
             Some(Err(error)) => {
                 tracing::warn!(%error, "consumer error");
@@ -103,8 +113,16 @@ pub async fn run(args: ConsumeArgs) -> Result<ConsumeReport, Box<dyn std::error:
         }
     }
     out.flush()?;
-    let elapsed = last_record_at.duration_since(started);
+    let last_record_at = if idle {
+        Instant::now()
+            .checked_sub(args.idle_timeout)
+            .unwrap_or(started)
+    } else {
+        Instant::now()
+    };
+    let elapsed = last_record_at.saturating_duration_since(started);
     let cpu = cpu_time() - cpu_before;
+    let traffic = consumer.traffic();
     consumer.close().await;
     let seconds = elapsed.as_secs_f64().max(1e-9);
     Ok(ConsumeReport {
@@ -115,6 +133,9 @@ pub async fn run(args: ConsumeArgs) -> Result<ConsumeReport, Box<dyn std::error:
         mb_per_sec: bytes as f64 / seconds / 1e6,
         cpu_seconds: cpu,
         cpu_us_per_record: cpu * 1e6 / consumed.max(1) as f64,
+        requests: traffic.requests,
+        request_bytes: traffic.bytes_sent,
+        response_bytes: traffic.bytes_received,
         first_error,
     })
 }

@@ -782,3 +782,103 @@ async fn truncation_found(cluster: &mut Cluster) -> bool {
     cluster.resume(a);
     true
 }
+
+/// Reads every record of `topic` (`partitions` × `per_partition`, filled by
+/// [`fill`]) with all partitions assigned, checks each arrived once, then
+/// stays idle for `idle` and returns what the idle fetches cost: requests
+/// and request bytes.
+async fn read_all_then_idle(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    per_partition: usize,
+    sessions: &str,
+) -> (u64, u64) {
+    let mut consumer = consumer(bootstrap, &[("enable.fetch.sessions", sessions)]);
+    let assigned = (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    consumer.assign(assigned).await.unwrap();
+    let expected = partitions as usize * per_partition;
+    let mut seen = BTreeSet::new();
+    while seen.len() < expected {
+        let record = consumer
+            .poll(Duration::from_secs(20))
+            .await
+            .expect("every record within 20 s")
+            .expect("no error");
+        let value = String::from_utf8(record.value.unwrap().to_vec()).unwrap();
+        assert_eq!(
+            value.split('-').next(),
+            Some(record.partition.to_string().as_str())
+        );
+        assert!(seen.insert(value), "a record delivered twice");
+    }
+    let before = consumer.traffic();
+    assert!(
+        consumer.poll(Duration::from_secs(2)).await.is_none(),
+        "nothing more"
+    );
+    let idle = consumer.traffic() - before;
+    consumer.close().await;
+    (idle.requests, idle.bytes_sent)
+}
+
+/// KIP-227: in a fetch session the idle consumer's requests name no
+/// partition, and every record still arrives once; without sessions each
+/// request names all 200 partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_session_names_only_the_partitions_that_moved() {
+    const PARTITIONS: i32 = 200;
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "sessions", PARTITIONS).await;
+    fill(&bootstrap, &topic, PARTITIONS, 5).await;
+    let (requests, bytes) = read_all_then_idle(&bootstrap, &topic, PARTITIONS, 5, "true").await;
+    let (full_requests, full_bytes) =
+        read_all_then_idle(&bootstrap, &topic, PARTITIONS, 5, "false").await;
+    let per_request = bytes / requests.max(1);
+    let full_per_request = full_bytes / full_requests.max(1);
+    // A request goes to each of the 3 brokers, naming the ~67 partitions
+    // it leads at about 30 bytes each; a session's idle request is its
+    // header alone.
+    assert!(
+        full_per_request > 1_500,
+        "without sessions: {full_per_request} bytes a request"
+    );
+    assert!(
+        per_request * 10 < full_per_request,
+        "in a session: {per_request} bytes a request, {full_per_request} without"
+    );
+}
+
+/// Starting positions on 200 partitions take one ListOffsets per leader,
+/// not one per partition (200 round trips before the first fetch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_positions_are_looked_up_once_per_leader() {
+    const PARTITIONS: i32 = 200;
+    let bootstrap = test_broker::bootstrap();
+    let topic = topic_with_partitions(&bootstrap, "positions", PARTITIONS).await;
+    fill(&bootstrap, &topic, PARTITIONS, 1).await;
+    let mut consumer = consumer(&bootstrap, &[("fetch.max.wait.ms", "1000")]);
+    let assigned = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(&topic, p))
+        .collect();
+    consumer.assign(assigned).await.unwrap();
+    let mut seen = 0;
+    while seen < PARTITIONS {
+        consumer
+            .poll(Duration::from_secs(20))
+            .await
+            .expect("every record within 20 s")
+            .expect("no error");
+        seen += 1;
+    }
+    let traffic = consumer.traffic();
+    consumer.close().await;
+    // ApiVersions and Metadata, 3 ListOffsets, a few fetches per broker.
+    assert!(
+        traffic.requests < 60,
+        "{} requests to read one record from each of {PARTITIONS} partitions",
+        traffic.requests
+    );
+}

@@ -22,6 +22,7 @@ use tracing::{debug, warn, Instrument};
 
 use super::error::ConnError;
 use super::sasl::{self, SaslConfig};
+use super::traffic::Traffic;
 use crate::codec::frame::{FrameDecoder, DEFAULT_MAX_FRAME_SIZE};
 use crate::codec::message::{decode_body, encode_request, response_header_version};
 use crate::codec::versions::{client_ranges, initial_api_versions_version, NegotiatedVersions};
@@ -44,6 +45,9 @@ pub struct ConnectionConfig {
     /// vanish would otherwise hold its callers for the OS's connect timeout,
     /// minutes; ApiVersions and SASL are bounded by `request_timeout`.
     pub setup_timeout: Duration,
+    /// Where this connection counts its requests and bytes; connections
+    /// opened from clones of one config add to the same counters.
+    pub traffic: Arc<Traffic>,
 }
 
 impl Default for ConnectionConfig {
@@ -54,6 +58,7 @@ impl Default for ConnectionConfig {
             request_timeout: Duration::from_secs(30),
             sasl: None,
             setup_timeout: Duration::from_secs(10),
+            traffic: Arc::default(),
         }
     }
 }
@@ -182,9 +187,17 @@ impl Connection {
         let (outgoing, queue) = mpsc::unbounded_channel();
         let span = tracing::debug_span!("connection", client_id = ?config.client_id);
         let read_task = tokio::spawn(
-            read_loop(reader, shared.clone(), config.max_frame_size).instrument(span.clone()),
+            read_loop(
+                reader,
+                shared.clone(),
+                config.max_frame_size,
+                config.traffic.clone(),
+            )
+            .instrument(span.clone()),
         );
-        let write_task = tokio::spawn(write_loop(writer, queue, shared.clone()).instrument(span));
+        let write_task = tokio::spawn(
+            write_loop(writer, queue, shared.clone(), config.traffic.clone()).instrument(span),
+        );
         Self {
             handle: Arc::new(Handle {
                 shared,
@@ -447,6 +460,7 @@ async fn read_loop<T: AsyncRead>(
     mut reader: ReadHalf<T>,
     shared: Arc<Shared>,
     max_frame_size: usize,
+    traffic: Arc<Traffic>,
 ) {
     let mut decoder = FrameDecoder::new(max_frame_size);
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -460,7 +474,7 @@ async fn read_loop<T: AsyncRead>(
         }
         match reader.read_buf(&mut buf).await {
             Ok(0) => break ConnError::Closed,
-            Ok(_) => {}
+            Ok(read) => traffic.received(read),
             Err(e) => break e.into(),
         }
     };
@@ -482,9 +496,13 @@ async fn write_loop<T: AsyncWrite>(
     mut writer: WriteHalf<T>,
     mut queue: mpsc::UnboundedReceiver<Bytes>,
     shared: Arc<Shared>,
+    traffic: Arc<Traffic>,
 ) {
     while let Some(frame) = queue.recv().await {
         let mut result = writer.write_all(&frame).await;
+        if result.is_ok() {
+            traffic.sent(frame.len());
+        }
         // Coalesce: flush only once the queue is drained.
         if result.is_ok() && queue.is_empty() {
             result = writer.flush().await;

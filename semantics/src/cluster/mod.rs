@@ -354,6 +354,11 @@ impl Cluster {
             .cloned()
     }
 
+    /// Requests and bytes of every connection this view opened.
+    pub fn traffic(&self) -> kafka_wire::conn::TrafficSnapshot {
+        self.connection_config.traffic.snapshot()
+    }
+
     /// When metadata was last refreshed.
     pub fn last_refresh(&self) -> Option<Instant> {
         self.state.lock().expect("cluster lock").refreshed

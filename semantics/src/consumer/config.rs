@@ -14,6 +14,7 @@
 //! | `fetch.max.wait.ms` (`fetch.wait.max.ms`) | 500 | |
 //! | `max.partition.fetch.bytes` | 1048576 | |
 //! | `queued.max.messages.kbytes` | 65536 | prefetched bytes waiting for the application |
+//! | `enable.fetch.sessions` | `true` | incremental fetch sessions (KIP-227) with brokers that speak Fetch v7+; this client's own key, as franz-go's `DisableFetchSessions` |
 //! | `session.timeout.ms` / `heartbeat.interval.ms` | 45000 / 3000 | |
 //! | `max.poll.interval.ms` | 300000 | the JoinGroup rebalance timeout; a member that does not poll for this long leaves the group |
 //! | `metadata.max.age.ms` | 300000 | how often the group leader checks subscribed topics for new partitions or new topics |
@@ -95,6 +96,8 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: usize,
     /// `queued.max.messages.kbytes`, in bytes.
     pub max_prefetch_bytes: usize,
+    /// `enable.fetch.sessions`: incremental fetch sessions (KIP-227).
+    pub fetch_sessions: bool,
     /// `session.timeout.ms`.
     pub session_timeout: Duration,
     /// `heartbeat.interval.ms`.
@@ -148,6 +151,7 @@ impl Default for ConsumerConfig {
             fetch_max_wait: Duration::from_millis(500),
             max_partition_fetch_bytes: 1_048_576,
             max_prefetch_bytes: 64 << 20,
+            fetch_sessions: true,
             session_timeout: Duration::from_millis(45_000),
             heartbeat_interval: Duration::from_millis(3_000),
             max_poll_interval: Duration::from_millis(300_000),
@@ -243,6 +247,7 @@ impl ConsumerConfig {
                 self.max_partition_fetch_bytes = positive(key, value)?
             }
             "queued.max.messages.kbytes" => self.max_prefetch_bytes = positive(key, value)? * 1024,
+            "enable.fetch.sessions" => self.fetch_sessions = boolean(key, value)?,
             "session.timeout.ms" => self.session_timeout = millis(key, value)?,
             "heartbeat.interval.ms" => self.heartbeat_interval = millis(key, value)?,
             "max.poll.interval.ms" => self.max_poll_interval = millis(key, value)?,
@@ -352,6 +357,10 @@ impl ConsumerConfig {
             (
                 "queued.max.messages.kbytes".to_owned(),
                 (self.max_prefetch_bytes / 1024).to_string(),
+            ),
+            (
+                "enable.fetch.sessions".to_owned(),
+                self.fetch_sessions.to_string(),
             ),
             ("session.timeout.ms".to_owned(), ms(self.session_timeout)),
             (

@@ -2,12 +2,13 @@
 //! decoded per partition. No I/O and no policy here: the driver decides
 //! what an error means.
 
-use kafka_wire::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_wire::protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use kafka_wire::protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_wire::protocol::protocol::StrBytes;
 use kafka_wire::records::{BatchReader, DecodeOptions, RecordBatch};
 use kafka_wire::KafkaCode;
 
+use super::fetch_session::SessionRequest;
 use super::read_committed::AbortedTransaction;
 use super::{ConsumerConfig, TopicPartition};
 
@@ -112,6 +113,30 @@ pub fn build_request(
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics)
+}
+
+/// A Fetch within a session (KIP-227): the partitions `session` names and
+/// those it forgets, under its id and epoch.
+pub fn build_session_request(
+    config: &ConsumerConfig,
+    session: &SessionRequest,
+    version: i16,
+) -> FetchRequest {
+    let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+    for tp in &session.forgotten {
+        match forgotten.iter_mut().find(|t| t.topic.as_str() == tp.topic) {
+            Some(topic) => topic.partitions.push(tp.partition),
+            None => forgotten.push(
+                ForgottenTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![tp.partition]),
+            ),
+        }
+    }
+    build_request(config, &session.targets, version)
+        .with_session_id(session.session_id)
+        .with_session_epoch(session.session_epoch)
+        .with_forgotten_topics_data(forgotten)
 }
 
 fn clamp_i32(n: usize) -> i32 {

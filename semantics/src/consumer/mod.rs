@@ -36,6 +36,7 @@ pub mod config;
 mod driver;
 mod error;
 mod fetch;
+mod fetch_session;
 pub mod group;
 mod liveness;
 mod offsets;
@@ -224,6 +225,12 @@ impl Consumer {
         &self.shared.config
     }
 
+    /// Requests and bytes this consumer exchanged with the cluster so far
+    /// (group coordinator included).
+    pub fn traffic(&self) -> kafka_wire::conn::TrafficSnapshot {
+        self.shared.cluster.traffic()
+    }
+
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -267,6 +274,13 @@ impl Consumer {
         &mut self,
         timeout: Duration,
     ) -> Option<Result<ConsumerRecord, ConsumeError>> {
+        // A record already fetched is returned without arming a timer:
+        // reading the clock for each record's deadline cost more than
+        // decoding it.
+        let ready = std::future::poll_fn(|cx| Poll::Ready(self.poll_recv(cx))).await;
+        if let Poll::Ready(record) = ready {
+            return Some(record.unwrap_or(Err(ConsumeError::Closed)));
+        }
         tokio::time::timeout(timeout, self.recv()).await.ok()
     }
 

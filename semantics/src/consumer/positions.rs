@@ -1,5 +1,8 @@
 //! Where a newly assigned partition starts: the group's committed offset,
-//! else `auto.offset.reset` through ListOffsets at the partition's leader.
+//! else `auto.offset.reset` through ListOffsets at the partitions' leaders:
+//! one request per leader for all its partitions, the leaders in parallel
+//! (one request per partition took 1,000 round trips to start reading a
+//! 1,000-partition topic).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -47,10 +50,7 @@ pub async fn resolve_positions(
         },
         None => need_reset.extend(partitions.iter().cloned()),
     }
-    for tp in need_reset {
-        let result = reset_position(shared, &tp).await;
-        out.insert(tp, result);
-    }
+    out.extend(reset_positions(shared, &need_reset).await);
     out
 }
 
@@ -81,84 +81,146 @@ async fn stable_committed(
 
 /// The `auto.offset.reset` position of `tp`.
 pub async fn reset_position(shared: &Shared, tp: &TopicPartition) -> Result<i64, ConsumeError> {
+    let mut positions = reset_positions(shared, std::slice::from_ref(tp)).await;
+    positions.remove(tp).unwrap_or(Err(ConsumeError::Partition {
+        topic: tp.topic.clone(),
+        partition: tp.partition,
+        code: KafkaCode(-1),
+    }))
+}
+
+/// The `auto.offset.reset` positions of `partitions`. Retriable failures
+/// (no leader yet, leader moved, broker unreachable) are retried for the
+/// partitions they hit, with backoff, until `default.api.timeout.ms`.
+pub async fn reset_positions(
+    shared: &Shared,
+    partitions: &[TopicPartition],
+) -> HashMap<TopicPartition, Result<i64, ConsumeError>> {
+    let mut out = HashMap::new();
     let timestamp = match shared.config.auto_offset_reset {
         OffsetReset::Earliest => EARLIEST,
         OffsetReset::Latest => LATEST,
         OffsetReset::None => {
-            return Err(ConsumeError::NoOffset {
-                topic: tp.topic.clone(),
-                partition: tp.partition,
-                code: KafkaCode(0),
-            })
+            for tp in partitions {
+                let error = ConsumeError::NoOffset {
+                    topic: tp.topic.clone(),
+                    partition: tp.partition,
+                    code: KafkaCode(0),
+                };
+                out.insert(tp.clone(), Err(error));
+            }
+            return out;
         }
     };
     let deadline = Instant::now() + shared.config.default_api_timeout;
     let policy = shared.config.retry_policy();
     let mut retrying = policy.until(deadline);
-    loop {
-        let error = match list_offset_once(shared, tp, timestamp).await {
-            Ok(offset) => return Ok(offset),
-            Err(error) => error,
-        };
-        if !error.is_retriable() {
-            return Err(error);
+    let mut pending: Vec<TopicPartition> = partitions.to_vec();
+    while !pending.is_empty() {
+        let mut retry = Vec::new();
+        for (tp, result) in list_offsets_once(shared, &pending, timestamp).await {
+            match result {
+                Err(error) if error.is_retriable() => retry.push((tp, error)),
+                done => {
+                    out.insert(tp, done);
+                }
+            }
         }
-        debug!(%tp, %error, "ListOffsets failed; retrying");
-        shared.cluster.invalidate(&tp.topic);
+        if retry.is_empty() {
+            break;
+        }
+        debug!(partitions = retry.len(), error = %retry[0].1, "ListOffsets failed; retrying");
+        let mut topics: Vec<&str> = retry.iter().map(|(tp, _)| tp.topic.as_str()).collect();
+        topics.dedup();
+        for topic in topics {
+            shared.cluster.invalidate(topic);
+        }
         if !retrying.wait().await {
-            return Err(error);
+            out.extend(retry.into_iter().map(|(tp, error)| (tp, Err(error))));
+            break;
         }
+        pending = retry.into_iter().map(|(tp, _)| tp).collect();
     }
+    out
 }
 
-async fn list_offset_once(
+/// One ListOffsets per leader of `partitions`, the leaders in parallel.
+async fn list_offsets_once(
     shared: &Shared,
-    tp: &TopicPartition,
+    partitions: &[TopicPartition],
     timestamp: i64,
-) -> Result<i64, ConsumeError> {
-    let deadline = Instant::now() + shared.config.request_timeout;
-    let topic = shared
-        .cluster
-        .topic(&tp.topic, deadline, &shared.config.retry_policy())
-        .await
-        .map_err(|(code, _)| ConsumeError::Partition {
-            topic: tp.topic.clone(),
-            partition: tp.partition,
-            code,
-        })?;
-    if tp.partition < 0 || tp.partition >= topic.partition_count() {
-        return Err(ConsumeError::Partition {
-            topic: tp.topic.clone(),
-            partition: tp.partition,
-            code: KafkaCode(3),
-        });
-    }
-    let leader = shared
-        .cluster
-        .leader(&tp.topic, tp.partition)
-        .ok_or(ConsumeError::Partition {
-            topic: tp.topic.clone(),
-            partition: tp.partition,
-            code: KafkaCode(5),
-        })?;
-    let connection = shared.cluster.connection(leader).await?;
-    let answers = list_offsets(
-        &connection,
-        shared.config.isolation_level,
-        &[(tp.clone(), timestamp)],
-    )
-    .await?;
-    let (_, result) = answers
-        .into_iter()
-        .find(|(answered, _)| answered == tp)
-        .ok_or(ConsumeError::Partition {
-            topic: tp.topic.clone(),
-            partition: tp.partition,
-            code: KafkaCode(-1),
-        })?;
-    result.map_err(|code| ConsumeError::Partition {
+) -> Vec<(TopicPartition, Result<i64, ConsumeError>)> {
+    let partition_error = |tp: &TopicPartition, code: KafkaCode| ConsumeError::Partition {
         topic: tp.topic.clone(),
         partition: tp.partition,
         code,
-    })
+    };
+    let mut out = Vec::new();
+    let mut by_leader: HashMap<i32, Vec<(TopicPartition, i64)>> = HashMap::new();
+    for tp in partitions {
+        let deadline = Instant::now() + shared.config.request_timeout;
+        let topic = shared
+            .cluster
+            .topic(&tp.topic, deadline, &shared.config.retry_policy())
+            .await;
+        let leader = match topic {
+            Err((code, _)) => Err(code),
+            // UNKNOWN_TOPIC_OR_PARTITION
+            Ok(topic) if tp.partition < 0 || tp.partition >= topic.partition_count() => {
+                Err(KafkaCode(3))
+            }
+            // LEADER_NOT_AVAILABLE
+            Ok(_) => shared
+                .cluster
+                .leader(&tp.topic, tp.partition)
+                .ok_or(KafkaCode(5)),
+        };
+        match leader {
+            Ok(leader) => by_leader
+                .entry(leader)
+                .or_default()
+                .push((tp.clone(), timestamp)),
+            Err(code) => out.push((tp.clone(), Err(partition_error(tp, code)))),
+        }
+    }
+    let isolation = shared.config.isolation_level;
+    let mut requests = tokio::task::JoinSet::new();
+    for (leader, wanted) in by_leader {
+        let cluster = shared.cluster.clone();
+        requests.spawn(async move {
+            let answers = match cluster.connection(leader).await {
+                Ok(connection) => list_offsets(&connection, isolation, &wanted).await,
+                Err(error) => Err(error.into()),
+            };
+            (wanted, answers)
+        });
+    }
+    while let Some(joined) = requests.join_next().await {
+        let Ok((wanted, answers)) = joined else {
+            continue; // a panicked task: its partitions are reported below
+        };
+        match answers {
+            Ok(answers) => {
+                let answers: HashMap<TopicPartition, Result<i64, KafkaCode>> =
+                    answers.into_iter().collect();
+                for (tp, _) in &wanted {
+                    let result = match answers.get(tp) {
+                        Some(Ok(offset)) => Ok(*offset),
+                        Some(Err(code)) => Err(partition_error(tp, *code)),
+                        None => Err(partition_error(tp, KafkaCode(-1))),
+                    };
+                    out.push((tp.clone(), result));
+                }
+            }
+            Err(error) => out.extend(wanted.into_iter().map(|(tp, _)| (tp, Err(error.clone())))),
+        }
+    }
+    let answered: std::collections::HashSet<TopicPartition> =
+        out.iter().map(|(tp, _)| tp.clone()).collect();
+    for tp in partitions {
+        if !answered.contains(tp) {
+            out.push((tp.clone(), Err(partition_error(tp, KafkaCode(-1)))));
+        }
+    }
+    out
 }

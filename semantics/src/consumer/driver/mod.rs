@@ -13,7 +13,10 @@ use kafka_wire::{ConnError, ErrorClass, KafkaCode};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
-use super::fetch::{build_request, decode_response, FetchTarget, PartitionFetch};
+use super::fetch::{
+    build_request, build_session_request, decode_response, FetchTarget, PartitionFetch,
+};
+use super::fetch_session::{FetchSession, SessionAnswer, FIRST_SESSION_VERSION};
 use super::group::{GroupEvent, GroupLink};
 use super::offsets::GroupMetadata;
 use super::partition::{Delivery, PartitionState};
@@ -70,6 +73,8 @@ enum Internal {
         broker: i32,
         targets: Vec<(FetchTarget, Arc<super::partition::Cursor>)>,
         result: Result<Vec<(TopicPartition, PartitionFetch)>, FetchFailure>,
+        /// The broker's fetch session, back from the fetch that used it.
+        session: FetchSession,
     },
     Positions(
         Vec<(
@@ -119,6 +124,8 @@ pub struct Driver {
     internal: mpsc::UnboundedReceiver<Internal>,
     partitions: FastMap<TopicPartition, PartitionState>,
     brokers_busy: HashSet<i32>,
+    /// Each broker's fetch session (KIP-227), while no fetch has it out.
+    sessions: HashMap<i32, FetchSession>,
     broker_retry_at: HashMap<i32, Instant>,
     /// Failed fetches in a row per broker: its backoff doubles with them.
     broker_failures: HashMap<i32, u32>,
@@ -165,6 +172,7 @@ impl Driver {
             internal,
             partitions: FastMap::default(),
             brokers_busy: HashSet::new(),
+            sessions: HashMap::new(),
             broker_retry_at: HashMap::new(),
             broker_failures: HashMap::new(),
             retry,
@@ -442,7 +450,11 @@ impl Driver {
                 broker,
                 targets,
                 result,
-            } => self.on_fetched(broker, targets, result),
+                session,
+            } => {
+                self.sessions.insert(broker, session);
+                self.on_fetched(broker, targets, result);
+            }
             Internal::Positions(resolved) => {
                 for (tp, cursor, result) in resolved {
                     let Some(state) = self.partitions.get_mut(&tp) else {
@@ -573,34 +585,18 @@ impl Driver {
             targets.push((target, state.cursor.clone()));
         }
         self.brokers_busy.insert(broker);
+        // One fetch per broker at a time: the session travels with it.
+        let mut session = self.sessions.remove(&broker).unwrap_or_default();
         let shared = self.shared.clone();
         let tx = self.internal_tx.clone();
         let decode = self.decode;
         tokio::spawn(async move {
-            let result = match shared.cluster.connection(broker).await {
-                Ok(connection) => {
-                    let version = connection
-                        .versions()
-                        .version_for::<kafka_wire::protocol::messages::FetchRequest>()
-                        .unwrap_or(-1);
-                    let request = build_request(
-                        &shared.config,
-                        &targets.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>(),
-                        version,
-                    );
-                    match connection.send(&request).await {
-                        Ok(response) => {
-                            decode_response(response, &decode).map_err(FetchFailure::Broker)
-                        }
-                        Err(e) => Err(FetchFailure::Connection(e)),
-                    }
-                }
-                Err(e) => Err(FetchFailure::Connection(e)),
-            };
+            let result = fetch_from(&shared, broker, &targets, &mut session, &decode).await;
             let _ = tx.send(Internal::Fetched {
                 broker,
                 targets,
                 result,
+                session,
             });
         });
     }
@@ -957,4 +953,46 @@ async fn recv_group(group: &mut Option<GroupLink>) -> Option<GroupEvent> {
         Some(link) => link.events.recv().await,
         None => std::future::pending().await,
     }
+}
+
+/// One Fetch to `broker`: within its session (KIP-227) when the broker
+/// speaks Fetch v7+ and sessions are on, else naming every partition.
+async fn fetch_from(
+    shared: &Shared,
+    broker: i32,
+    targets: &[(FetchTarget, Arc<super::partition::Cursor>)],
+    session: &mut FetchSession,
+    decode: &kafka_wire::records::DecodeOptions,
+) -> Result<Vec<(TopicPartition, PartitionFetch)>, FetchFailure> {
+    let connection = shared
+        .cluster
+        .connection(broker)
+        .await
+        .map_err(FetchFailure::Connection)?;
+    let version = connection
+        .versions()
+        .version_for::<kafka_wire::protocol::messages::FetchRequest>()
+        .unwrap_or(-1);
+    let targets: Vec<FetchTarget> = targets.iter().map(|(t, _)| t.clone()).collect();
+    let in_session = shared.config.fetch_sessions && version >= FIRST_SESSION_VERSION;
+    let request = if in_session {
+        build_session_request(&shared.config, &session.next_request(&targets), version)
+    } else {
+        build_request(&shared.config, &targets, version)
+    };
+    let response = match connection.send(&request).await {
+        Ok(response) => response,
+        Err(error) => {
+            session.on_failure();
+            return Err(FetchFailure::Connection(error));
+        }
+    };
+    if in_session {
+        let code = kafka_wire::KafkaCode(response.error_code);
+        if session.on_answer(code, response.session_id) == SessionAnswer::Restart {
+            debug!(broker, %code, "fetch session lost; starting a new one");
+            return Ok(Vec::new());
+        }
+    }
+    decode_response(response, decode).map_err(FetchFailure::Broker)
 }
