@@ -11,6 +11,9 @@
 //   consume       --count N --isolation L          every partition from the start
 //   txn-produce   --codec C --transactions T --per-txn N --abort-every K
 //   group-member  --group G --assignor A --name M  until a line "stop" on stdin
+//   copy          --output O --group G --count N --per-txn K
+//                 the exactly-once loop: read_committed group member copying
+//                 `--topic` to O in transactions with the group's offsets
 //
 // The content of `produce` (the Rust side rebuilds it, harness::java):
 //   record i: key "key-i" (null when i % 5 == 3), value "P-value-i" (null when
@@ -66,6 +69,7 @@ public class JavaPeer {
                 case "consume" -> consume(args);
                 case "txn-produce" -> txnProduce(args);
                 case "group-member" -> groupMember(args);
+                case "copy" -> copy(args);
                 default -> fail("unknown command " + argv[0]);
             }
         } catch (Exception e) {
@@ -198,6 +202,60 @@ public class JavaPeer {
             }
         }
         System.out.println("{\"transactions\":" + transactions + "}");
+    }
+
+    /**
+     * The exactly-once loop as the Java client's documentation writes it
+     * (KIP-447): poll, copy each record (value prefixed "T:") in a
+     * transaction that also carries the group's offsets, commit; until
+     * `--count` records are committed. A transaction takes the records of
+     * polls until it has `--per-txn` or a poll comes back empty.
+     */
+    static void copy(Map<String, String> args) {
+        String input = need(args, "topic");
+        String output = need(args, "output");
+        String group = need(args, "group");
+        long count = Long.parseLong(need(args, "count"));
+        int perTxn = Integer.parseInt(need(args, "per-txn"));
+        Properties consumerProps = base(args);
+        consumerProps.put("group.id", group);
+        consumerProps.put("isolation.level", "read_committed");
+        consumerProps.put("enable.auto.commit", "false");
+        consumerProps.put("auto.offset.reset", "earliest");
+        Properties producerProps = base(args);
+        producerProps.put("transactional.id", group + "-txn");
+        producerProps.put("linger.ms", "5");
+        long copied = 0;
+        long started = System.nanoTime();
+        try (KafkaConsumer<byte[], byte[]> consumer = consumer(consumerProps);
+             KafkaProducer<byte[], byte[]> producer = producer(producerProps)) {
+            producer.initTransactions();
+            consumer.subscribe(List.of(input));
+            while (copied < count) {
+                Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                int inTxn = 0;
+                producer.beginTransaction();
+                while (inTxn < perTxn) {
+                    ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(100));
+                    if (records.isEmpty()) break;
+                    for (ConsumerRecord<byte[], byte[]> record : records) {
+                        byte[] value = new byte[record.value().length + 2];
+                        value[0] = 'T';
+                        value[1] = ':';
+                        System.arraycopy(record.value(), 0, value, 2, record.value().length);
+                        producer.send(new ProducerRecord<>(output, record.key(), value));
+                        offsets.put(new TopicPartition(record.topic(), record.partition()),
+                            new OffsetAndMetadata(record.offset() + 1));
+                        inTxn++;
+                    }
+                }
+                producer.sendOffsetsToTransaction(offsets, consumer.groupMetadata());
+                producer.commitTransaction();
+                copied += inTxn;
+            }
+        }
+        double seconds = (System.nanoTime() - started) / 1e9;
+        System.out.println("{\"records\":" + copied + ",\"records_per_sec\":" + (copied / seconds) + "}");
     }
 
     /**

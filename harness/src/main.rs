@@ -115,6 +115,10 @@ enum Command {
         /// Stop after this many ms with no input.
         #[arg(long, default_value_t = 3000)]
         idle_timeout_ms: u64,
+        /// Stop once this many input records are committed (at the end of
+        /// the batch that reaches it).
+        #[arg(long)]
+        stop_after: Option<u64>,
         /// A dynamic group member (no group.instance.id): a restart joins
         /// as a new member and rebalances the group.
         #[arg(long)]
@@ -181,6 +185,14 @@ enum Command {
         /// (stopped) run printed on stderr, read from this file.
         #[arg(long, requires = "peers")]
         from_lines: Option<std::path::PathBuf>,
+        /// With --peers: only the workloads whose name contains this
+        /// (repeatable), e.g. `--workload "6 partition"`.
+        #[arg(long = "workload", requires = "peers")]
+        workloads: Vec<String>,
+        /// With --peers: only the clients whose name contains this
+        /// (repeatable), e.g. `--client franz`.
+        #[arg(long = "client", requires = "peers")]
+        clients: Vec<String>,
     },
     /// Consume a topic with this project's consumer; a JSON summary (consumed,
     /// records_per_sec, mb_per_sec, cpu …) goes to stderr.
@@ -348,8 +360,13 @@ async fn main() -> ExitCode {
             json,
             peers: true,
             from_lines,
+            workloads,
+            clients,
             ..
-        } => bench_peers(bootstrap, records, json, from_lines).await,
+        } => {
+            let only = harness::peers::Only { workloads, clients };
+            bench_peers(bootstrap, records, json, from_lines, only).await
+        }
         Command::Transform {
             bootstrap,
             input,
@@ -359,6 +376,7 @@ async fn main() -> ExitCode {
             semantics,
             max_batch,
             idle_timeout_ms,
+            stop_after,
             dynamic,
             producer_properties,
         } => {
@@ -377,6 +395,7 @@ async fn main() -> ExitCode {
                 guarantee,
                 max_batch,
                 idle_timeout: std::time::Duration::from_millis(idle_timeout_ms),
+                stop_after,
                 dynamic,
                 producer_properties,
             };
@@ -711,6 +730,7 @@ async fn bench_peers(
     records: usize,
     json: bool,
     from_lines: Option<std::path::PathBuf>,
+    only: harness::peers::Only,
 ) -> Result<()> {
     if let Some(path) = from_lines {
         let text = std::fs::read_to_string(&path)?;
@@ -726,7 +746,7 @@ async fn bench_peers(
         ),
         None => format!("the cluster at {address}"),
     };
-    let report = harness::peers::run(&address, records, cluster)
+    let report = harness::peers::run(&address, records, cluster, &only)
         .await
         .map_err(|e| -> Box<dyn std::error::Error> { e.to_string().into() })?;
     write_peers(&report, json)

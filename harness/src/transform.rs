@@ -30,6 +30,9 @@ pub struct TransformArgs {
     pub max_batch: usize,
     /// Stop after this long with no input.
     pub idle_timeout: Duration,
+    /// Stop once this many input records went through the handler (their
+    /// batch is committed first: the processor stops only between batches).
+    pub stop_after: Option<u64>,
     /// A dynamic member: no `group.instance.id`.
     pub dynamic: bool,
     /// Producer properties over the defaults (`linger.ms=5`).
@@ -64,10 +67,27 @@ pub async fn run(args: &TransformArgs) -> Result<ProcessorStats, Box<dyn std::er
     };
     let mut processor = Processor::new(config, Arc::new(args.guarantee)).await?;
     let output = args.output.clone();
+    let reached = tokio::sync::Notify::new();
+    let stop = async {
+        match args.stop_after {
+            Some(_) => reached.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut handled = 0u64;
     let stats = processor
-        .run(&[args.input.as_str()], |record| {
-            Ok(vec![transformed(record, &output)])
-        })
+        .run_until(
+            &[args.input.as_str()],
+            |record| {
+                handled += 1;
+                if args.stop_after == Some(handled) {
+                    // A permit is stored: the stop is seen between batches.
+                    reached.notify_one();
+                }
+                Ok(vec![transformed(record, &output)])
+            },
+            stop,
+        )
         .await?;
     processor.close().await;
     Ok(stats)

@@ -4,6 +4,7 @@
 //
 //	franz-bench -mode produce -bootstrap B -topic T -count N -size S -batch BYTES
 //	franz-bench -mode consume -bootstrap B -topic T -count N
+//	franz-bench -mode copy -bootstrap B -topic IN -output OUT -group G -count N -batch RECORDS
 //
 // Record i of the produce workload has key "i" and value "msg-i" padded with
 // '.' to the size, as `harness produce` writes it.
@@ -41,7 +42,9 @@ func main() {
 	topic := flag.String("topic", "", "topic")
 	count := flag.Int("count", 1_000_000, "records")
 	size := flag.Int("size", 100, "value size in bytes (produce)")
-	batch := flag.Int("batch", 1_000_000, "batch size in bytes (produce)")
+	batch := flag.Int("batch", 1_000_000, "batch size in bytes (produce); records per transaction (copy)")
+	output := flag.String("output", "", "output topic (copy)")
+	group := flag.String("group", "", "consumer group (copy)")
 	flag.Parse()
 	if *bootstrap == "" || *topic == "" {
 		fail("-bootstrap and -topic are required")
@@ -53,6 +56,8 @@ func main() {
 		out = produce(seeds, *topic, *count, *size, *batch)
 	case "consume":
 		out = consume(seeds, *topic, *count)
+	case "copy":
+		out = copyExactlyOnce(seeds, *topic, *output, *group, *count, *batch)
 	default:
 		fail("-mode produce|consume, got " + *mode)
 	}
@@ -156,6 +161,72 @@ func consume(seeds []string, topic string, count int) report {
 		Records:       consumed,
 		ElapsedMs:     seconds * 1000,
 		RecordsPerSec: float64(consumed) / seconds,
+		MbPerSec:      float64(bytes) / seconds / 1e6,
+	}
+}
+
+// copyExactlyOnce is the exactly-once loop: read_committed input, one
+// transaction per poll (at most `perTxn` records) carrying the records'
+// copies and the group's offsets, until `count` records are committed.
+func copyExactlyOnce(seeds []string, input, output, group string, count, perTxn int) report {
+	if output == "" || group == "" {
+		fail("-output and -group are required for -mode copy")
+	}
+	session, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(seeds...),
+		kgo.TransactionalID(group+"-txn"),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(input),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.ProducerLinger(5*time.Millisecond),
+		kgo.DefaultProduceTopic(output),
+	)
+	if err != nil {
+		fail(err.Error())
+	}
+	defer session.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	started := time.Now()
+	copied, bytes := 0, 0
+	for copied < count {
+		fetches := session.PollRecords(ctx, perTxn)
+		if ctx.Err() != nil {
+			fail(fmt.Sprintf("copied %d of %d within 120 s", copied, count))
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			fail(fmt.Sprintf("%s[%d]: %v", t, p, err))
+		})
+		if fetches.NumRecords() == 0 {
+			continue
+		}
+		if err := session.Begin(); err != nil {
+			fail(err.Error())
+		}
+		batchBytes := 0
+		fetches.EachRecord(func(r *kgo.Record) {
+			value := append([]byte("T:"), r.Value...)
+			batchBytes += len(r.Value)
+			// A failed record makes End abort (the session tracks it).
+			session.Produce(ctx, &kgo.Record{Key: r.Key, Value: value}, nil)
+		})
+		committed, err := session.End(ctx, kgo.TryCommit)
+		if err != nil {
+			fail(err.Error())
+		}
+		if committed {
+			copied += fetches.NumRecords()
+			bytes += batchBytes
+		}
+	}
+	seconds := time.Since(started).Seconds()
+	return report{
+		Records:       copied,
+		ElapsedMs:     seconds * 1000,
+		RecordsPerSec: float64(copied) / seconds,
 		MbPerSec:      float64(bytes) / seconds / 1e6,
 	}
 }

@@ -78,12 +78,79 @@ impl Client {
         }
     }
 
-    /// The command that runs `workload` on `topic`.
-    pub fn command(&self, bootstrap: &str, workload: &Workload, topic: &str) -> Command {
+    /// The command that runs `workload` on `topic` (copying to `output`);
+    /// `None` when the bench has no program for this client and workload.
+    pub fn command(
+        &self,
+        bootstrap: &str,
+        workload: &Workload,
+        topic: &str,
+        output: &str,
+    ) -> Option<Command> {
+        if workload.kind == Kind::Copy {
+            return self.copy_command(bootstrap, workload, topic, output);
+        }
+        Some(self.produce_or_consume(bootstrap, workload, topic))
+    }
+
+    /// The exactly-once loop: this client's `Processor`, the Java client's
+    /// transactional copy loop (`JavaPeer copy`), franz-go's
+    /// GroupTransactSession. The group and transactional id derive from the
+    /// (fresh) output topic.
+    fn copy_command(
+        &self,
+        bootstrap: &str,
+        workload: &Workload,
+        input: &str,
+        output: &str,
+    ) -> Option<Command> {
+        let (count, per_transaction) = (workload.count.to_string(), workload.batch.to_string());
+        let group = format!("{output}-group");
+        let transactional_id = format!("{output}-txn");
+        match self {
+            Client::Ours { exe } => {
+                let mut command = Command::new(exe);
+                command.args(["transform", "--bootstrap", bootstrap, "--input", input]);
+                command.args(["--output", output, "--group", &group, "--dynamic"]);
+                command.args(["--transactional-id", &transactional_id]);
+                command.args(["--semantics", "exactly-once", "--stop-after", &count]);
+                command.args([
+                    "--max-batch",
+                    &per_transaction,
+                    "--idle-timeout-ms",
+                    "60000",
+                ]);
+                Some(command)
+            }
+            Client::Java {
+                java, classpath, ..
+            } => {
+                // A loop of the project's: kafka-tools' TransactionalMessageCopier
+                // is a system-test tool (51k records in 100 s here).
+                let mut command = Command::new(java);
+                command.args(["-Dlog4j2.level=OFF", "-cp", classpath]);
+                command.arg(crate::java::PEER);
+                command.args(["copy", "--bootstrap", bootstrap, "--topic", input]);
+                command.args(["--output", output, "--group", &group]);
+                command.args(["--count", &count, "--per-txn", &per_transaction]);
+                Some(command)
+            }
+            Client::FranzGo { exe } => {
+                let mut command = Command::new(exe);
+                command.args(["-mode", "copy", "-bootstrap", bootstrap, "-topic", input]);
+                command.args(["-output", output, "-group", &group]);
+                command.args(["-count", &count, "-batch", &per_transaction]);
+                Some(command)
+            }
+            Client::Librdkafka { .. } | Client::Rust { .. } => None,
+        }
+    }
+
+    fn produce_or_consume(&self, bootstrap: &str, workload: &Workload, topic: &str) -> Command {
         let (count, size) = (workload.count.to_string(), workload.size.to_string());
         let batch = workload.batch.to_string();
-        match (self, workload.kind) {
-            (Client::Ours { exe }, Kind::Produce) => {
+        match (self, workload.kind == Kind::Produce) {
+            (Client::Ours { exe }, true) => {
                 let mut command = Command::new(exe);
                 command.args(["produce", "--bootstrap", bootstrap, "--topic", topic]);
                 command.args(["--count", &count, "--size", &size]);
@@ -97,7 +164,7 @@ impl Client {
                 }
                 command
             }
-            (Client::Ours { exe }, Kind::Consume) => {
+            (Client::Ours { exe }, false) => {
                 let mut command = Command::new(exe);
                 command.args(["consume", "--bootstrap", bootstrap, "--topic", topic]);
                 command.args(["--count", &count]);
@@ -107,41 +174,37 @@ impl Client {
                 Client::Java {
                     java, classpath, ..
                 },
-                kind,
+                produce,
             ) => {
                 let mut command = Command::new(java);
                 command.args(["-Dlog4j2.level=OFF", "-cp", classpath]);
-                match kind {
-                    Kind::Produce => {
-                        command.arg("org.apache.kafka.tools.ProducerPerformance");
-                        command.args(["--topic", topic, "--num-records", &count]);
-                        command.args(["--record-size", &size, "--throughput", "-1"]);
-                        command.args([
-                            "--producer-props".to_owned(),
-                            format!("bootstrap.servers={bootstrap}"),
-                            "acks=all".to_owned(),
-                            "enable.idempotence=true".to_owned(),
-                            format!("linger.ms={LINGER_MS}"),
-                            format!("batch.size={batch}"),
-                        ]);
-                    }
-                    Kind::Consume => {
-                        command.arg("org.apache.kafka.tools.ConsumerPerformance");
-                        command.args(["--bootstrap-server", bootstrap, "--topic", topic]);
-                        command.args(["--num-records", &count, "--timeout", "120000"]);
-                    }
+                if produce {
+                    command.arg("org.apache.kafka.tools.ProducerPerformance");
+                    command.args(["--topic", topic, "--num-records", &count]);
+                    command.args(["--record-size", &size, "--throughput", "-1"]);
+                    command.args([
+                        "--producer-props".to_owned(),
+                        format!("bootstrap.servers={bootstrap}"),
+                        "acks=all".to_owned(),
+                        "enable.idempotence=true".to_owned(),
+                        format!("linger.ms={LINGER_MS}"),
+                        format!("batch.size={batch}"),
+                    ]);
+                } else {
+                    command.arg("org.apache.kafka.tools.ConsumerPerformance");
+                    command.args(["--bootstrap-server", bootstrap, "--topic", topic]);
+                    command.args(["--num-records", &count, "--timeout", "120000"]);
                 }
                 command
             }
-            (Client::Librdkafka { script }, kind) => {
+            (Client::Librdkafka { script }, produce) => {
                 let mut command = Command::new("python3");
                 command.arg(script);
-                match kind {
-                    Kind::Produce => {
-                        command.args(["bench-produce", "--size", &size, "--batch-size", &batch])
-                    }
-                    Kind::Consume => command.arg("bench-consume"),
-                };
+                if produce {
+                    command.args(["bench-produce", "--size", &size, "--batch-size", &batch]);
+                } else {
+                    command.arg("bench-consume");
+                }
                 command.args([
                     "--bootstrap",
                     bootstrap,
@@ -153,16 +216,13 @@ impl Client {
                 command
             }
             // The same flags; Go's flag package spells them with one dash.
-            (Client::FranzGo { exe }, kind) | (Client::Rust { exe, .. }, kind) => {
+            (Client::FranzGo { exe }, produce) | (Client::Rust { exe, .. }, produce) => {
                 let dash = if matches!(self, Client::FranzGo { .. }) {
                     "-"
                 } else {
                     "--"
                 };
-                let mode = match kind {
-                    Kind::Produce => "produce",
-                    Kind::Consume => "consume",
-                };
+                let mode = if produce { "produce" } else { "consume" };
                 let mut command = Command::new(exe);
                 for (flag, value) in [
                     ("mode", mode),
@@ -179,14 +239,19 @@ impl Client {
         }
     }
 
-    /// Reads the client's own report from its output.
+    /// Reads the client's own report from its output. The exactly-once
+    /// loop is not read from the client: the harness counts the committed
+    /// output itself.
     pub fn parse(&self, kind: Kind, stdout: &str, stderr: &str) -> Result<Reported, String> {
+        if kind == Kind::Copy {
+            return Ok(Reported::default());
+        }
         match self {
             // `harness consume` keeps stdout for records (`--print`).
             Client::Ours { .. } if kind == Kind::Consume => json_report(stderr),
             Client::Java { .. } => match kind {
                 Kind::Produce => java_producer_performance(stdout),
-                Kind::Consume => java_consumer_performance(stdout),
+                _ => java_consumer_performance(stdout),
             },
             _ => json_report(stdout),
         }

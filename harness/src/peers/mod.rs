@@ -30,6 +30,10 @@ pub enum Kind {
     Produce,
     /// From the start of a topic filled beforehand, no consumer group.
     Consume,
+    /// The exactly-once loop: a consumer group reads a topic filled
+    /// beforehand under read_committed and copies every record to another
+    /// topic in transactions that carry the group's offsets.
+    Copy,
 }
 
 /// One workload.
@@ -45,7 +49,7 @@ pub struct Workload {
     pub count: usize,
     /// Value bytes per record.
     pub size: usize,
-    /// Producer `batch.size`.
+    /// Producer `batch.size`; records per transaction for [`Kind::Copy`].
     pub batch: usize,
 }
 
@@ -58,6 +62,10 @@ impl Workload {
                 size_name(batch)
             ),
             Kind::Consume => format!("consume {amount} × {bytes}, {partitions} partition(s)"),
+            Kind::Copy => format!(
+                "exactly-once copy {amount} × {bytes}, {partitions} partition(s), {} per transaction",
+                count_name(batch)
+            ),
         };
         Self {
             name,
@@ -96,16 +104,23 @@ const LARGE_BATCH: usize = 1_000_000;
 /// 1,000 partitions need.
 const SMALL_BATCH: usize = 16 * 1024;
 
+/// Input records per transaction of the exactly-once loop: enough that the
+/// loop measures copying, not only the four round trips of a transaction.
+const RECORDS_PER_TRANSACTION: usize = 10_000;
+
 /// The workloads at `records` (1M by default): 100-byte records on
 /// 1 and 6 partitions, 10 KiB records (a tenth as many), consuming from the
-/// start, and how the cost grows from 1 to 100 and 1,000 partitions.
+/// start, the exactly-once loop (a fifth as many records), and how the cost grows from 1 to 100 and
+/// 1,000 partitions.
 pub fn workloads(records: usize) -> Vec<Workload> {
-    use Kind::{Consume, Produce};
+    use Kind::{Consume, Copy, Produce};
     vec![
         Workload::new(Produce, 1, records, 100, LARGE_BATCH),
         Workload::new(Produce, 6, records, 100, LARGE_BATCH),
         Workload::new(Produce, 6, records / 10, 10 * 1024, LARGE_BATCH),
         Workload::new(Consume, 6, records, 100, LARGE_BATCH),
+        // A fifth as many: the peers copy 10k–20k records a second.
+        Workload::new(Copy, 6, records / 5, 100, RECORDS_PER_TRANSACTION),
         Workload::new(Produce, 1, records, 100, SMALL_BATCH),
         Workload::new(Produce, 100, records, 100, SMALL_BATCH),
         Workload::new(Produce, 1000, records, 100, SMALL_BATCH),
@@ -243,17 +258,43 @@ fn build_franz_go() -> Result<PathBuf, Error> {
 /// A run still going after this is killed and reported as failed.
 const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Runs every workload with every client on `bootstrap`.
-pub async fn run(bootstrap: &str, records: usize, cluster: String) -> Result<PeerReport, Error> {
-    let (clients, not_run) = clients();
+/// Which workloads and clients to run: those whose name contains one of
+/// the strings (all when there are none).
+#[derive(Debug, Clone, Default)]
+pub struct Only {
+    /// Parts of workload names.
+    pub workloads: Vec<String>,
+    /// Parts of client names.
+    pub clients: Vec<String>,
+}
+
+impl Only {
+    fn matches(filters: &[String], name: &str) -> bool {
+        filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+    }
+}
+
+/// Runs every workload with every client on `bootstrap` (or those `only`
+/// names).
+pub async fn run(
+    bootstrap: &str,
+    records: usize,
+    cluster: String,
+    only: &Only,
+) -> Result<PeerReport, Error> {
+    let (mut clients, mut not_run) = clients();
+    clients.retain(|client| Only::matches(&only.clients, &client.name()));
     let connection = connect(bootstrap, None, ConnectionConfig::default()).await?;
     let mut results = Vec::new();
     let mut sources: Vec<(i32, usize, String)> = Vec::new();
-    for workload in workloads(records) {
-        let source = if workload.kind == Kind::Consume {
-            Some(consume_source(bootstrap, &connection, &workload, &mut sources).await?)
-        } else {
+    let chosen = workloads(records)
+        .into_iter()
+        .filter(|workload| Only::matches(&only.workloads, &workload.name));
+    for workload in chosen {
+        let source = if workload.kind == Kind::Produce {
             None
+        } else {
+            Some(consume_source(bootstrap, &connection, &workload, &mut sources).await?)
         };
         for client in &clients {
             let topic = match &source {
@@ -264,11 +305,25 @@ pub async fn run(bootstrap: &str, records: usize, cluster: String) -> Result<Pee
                     topic
                 }
             };
+            let output = unique_topic("peers-copy");
+            let Some(command) = client.command(bootstrap, &workload, &topic, &output) else {
+                not_run.push((
+                    client.name(),
+                    format!("{}: no program for it here", workload.name),
+                ));
+                continue;
+            };
+            if workload.kind == Kind::Copy {
+                wire_ops::create_topic(&connection, &output, workload.partitions).await?;
+            }
             eprintln!("{} — {}", workload.name, client.name());
-            let command = client.command(bootstrap, &workload, &topic);
             let measured =
                 tokio::task::spawn_blocking(move || measure::run(command, RUN_LIMIT)).await??;
-            let outcome = result(client, &workload, &measured);
+            let mut outcome = result(client, &workload, &measured);
+            if workload.kind == Kind::Copy {
+                count_copied(bootstrap, &output, &workload, &measured, &mut outcome).await;
+                wire_ops::delete_topic(&connection, &output).await?;
+            }
             eprintln!("  {}", serde_json::to_string(&outcome).unwrap_or_default());
             results.push(outcome);
             // Thousands of partitions left behind would slow the brokers
@@ -300,6 +355,8 @@ fn result(client: &Client, workload: &Workload, measured: &measure::Measured) ->
         Err(format!("exited with failure: {}", measured.stderr))
     };
     let (reported, error) = match parsed {
+        // The exactly-once loop is counted from its output afterwards.
+        Ok(reported) if workload.kind == Kind::Copy => (reported, None),
         Ok(reported) if reported.records as usize >= workload.count => (reported, None),
         Ok(reported) => {
             let short = format!("{} of {} records", reported.records, workload.count);
@@ -319,6 +376,54 @@ fn result(client: &Client, workload: &Workload, measured: &measure::Measured) ->
         peak_rss_mib: measured.peak_rss_mib,
         wall_seconds: measured.wall.as_secs_f64(),
         error,
+    }
+}
+
+/// The exactly-once loop's figures come from its output, not from the
+/// client: the records a read_committed consumer finds there (each copy
+/// once; more would be duplicates), per second of the client's process
+/// (start-up and group join included, alike for every client).
+async fn count_copied(
+    bootstrap: &str,
+    output: &str,
+    workload: &Workload,
+    measured: &measure::Measured,
+    outcome: &mut PeerResult,
+) {
+    let read = crate::consume::run(crate::consume::ConsumeArgs {
+        bootstrap: bootstrap.to_owned(),
+        topic: output.to_owned(),
+        group: None,
+        isolation: "read_committed".into(),
+        count: None,
+        idle_timeout: std::time::Duration::from_secs(3),
+        print_values: false,
+        properties: Vec::new(),
+    })
+    .await;
+    let report = match read {
+        Ok(report) => report,
+        Err(error) => {
+            outcome
+                .error
+                .get_or_insert(format!("reading the output: {error}"));
+            return;
+        }
+    };
+    let seconds = measured.wall.as_secs_f64().max(f64::EPSILON);
+    outcome.records = report.consumed as u64;
+    outcome.records_per_sec = report.consumed as f64 / seconds;
+    outcome.mb_per_sec = report.bytes as f64 / seconds / 1e6;
+    if report.consumed > workload.count && outcome.error.is_none() {
+        outcome.error = Some(format!(
+            "{} committed copies of {} records",
+            report.consumed, workload.count
+        ));
+    } else if report.consumed < workload.count && outcome.error.is_none() {
+        outcome.error = Some(format!(
+            "{} of {} records copied",
+            report.consumed, workload.count
+        ));
     }
 }
 
