@@ -233,6 +233,14 @@ impl Sender {
                     if waiting_for_id || queue.in_flight >= config.max_in_flight {
                         continue;
                     }
+                    if queue.in_flight > 0
+                        && self
+                            .sequences
+                            .as_ref()
+                            .is_some_and(|s| s.awaiting_first_ack(&(topic.name.clone(), partition)))
+                    {
+                        continue;
+                    }
                     if !self.ready_after_reset(&topic.name, partition, queue) {
                         continue;
                     }
@@ -548,16 +556,36 @@ impl Sender {
             }
             SequenceVerdict::ResetPartition => {
                 let mut outbound = outbound;
-                // The leader has no attempt of this batch, nor of any after it.
-                outbound.batch.in_doubt = false;
-                warn!(topic = %outbound.topic, partition = outbound.partition, %code, "partition needs a new epoch (KIP-360)");
-                if let Some(sequences) = self.sequences.as_mut() {
-                    let tp = (outbound.topic.clone(), outbound.partition);
-                    sequences.request_reset(&tp, outbound.batch.stamp);
+                let tp = (outbound.topic.clone(), outbound.partition);
+                // At the head the leader has no attempt of this batch, nor of
+                // any after it. Behind a later batch it took first, an older
+                // attempt may still be in its log: the batch stays in doubt
+                // and keeps its stamp (see `ready_after_reset`).
+                let behind = self
+                    .sequences
+                    .as_ref()
+                    .is_some_and(|s| s.is_behind(&tp, outbound.batch.stamp));
+                if !behind {
+                    outbound.batch.in_doubt = false;
                 }
-                self.requeue(outbound, error, false);
+                warn!(topic = %outbound.topic, partition = outbound.partition, %code, "partition needs a new epoch (KIP-360)");
+                // In doubt, it is not renumbered: delivery.timeout.ms ends it
+                // as outcome unknown.
+                if !outbound.batch.in_doubt {
+                    if let Some(sequences) = self.sequences.as_mut() {
+                        sequences.request_reset(&tp, outbound.batch.stamp);
+                    }
+                }
+                // Resent with its stamp, it would get the same answer at once.
+                let backoff = outbound.batch.in_doubt;
+                self.requeue(outbound, error, backoff);
             }
-            SequenceVerdict::RetryInOrder => self.requeue(outbound, error, false),
+            // Behind a batch that failed, it goes right after it. Sent
+            // alone, the same attempt would get the same answer: back off.
+            SequenceVerdict::RetryInOrder => {
+                let alone = outbound.batch.sent_alone;
+                self.requeue(outbound, error, alone)
+            }
             SequenceVerdict::NotSequenceRelated => {
                 if code.class() == ErrorClass::RefreshMetadata {
                     self.follow_leader(&outbound, answer_hint);

@@ -64,6 +64,9 @@ struct PartitionSequence {
     /// Nothing from this sequence on is in the log under this epoch, and
     /// the partition waits for a reset.
     unwritten_from: Option<i32>,
+    /// A batch was acknowledged under this epoch: the broker holds state of
+    /// the producer for this partition.
+    acknowledged_any: bool,
 }
 
 impl PartitionSequence {
@@ -74,6 +77,7 @@ impl PartitionSequence {
             acked_next: 0,
             unresolved: None,
             unwritten_from: None,
+            acknowledged_any: false,
         }
     }
 }
@@ -148,10 +152,13 @@ impl Sequences {
             return;
         }
         let partition = self.partition(tp);
+        partition.acknowledged_any = true;
         let base = stamp.base_sequence;
         let end = increment_sequence(base, count);
         // Acks arrive in order per partition; never move backwards. A later
-        // batch acknowledged proves the ones before it written.
+        // batch acknowledged does not prove the ones before it written: a
+        // broker without state of this producer takes a later batch first
+        // (see `verdict`).
         if base == partition.acked_next || is_after(end, partition.acked_next) {
             partition.acked_next = end;
         }
@@ -185,8 +192,15 @@ impl Sequences {
         // out of order, so an OUT_OF_ORDER for a batch sent behind another one
         // says nothing about the broker's state.
         let base = stamp.base_sequence;
-        let head =
-            sent_alone && (base == partition.acked_next || partition.unresolved == Some(base));
+        // Behind what was acknowledged: Apache Kafka takes any first
+        // sequence from a producer it holds no state for, so when this
+        // batch was refused (NOT_LEADER on a new topic) and a later one
+        // reached the leader first, the later one was written and this one
+        // never can be under this epoch. Retried in order it came back
+        // OUT_OF_ORDER forever.
+        let behind = is_after(partition.acked_next, base);
+        let head = sent_alone
+            && (base == partition.acked_next || partition.unresolved == Some(base) || behind);
         match code {
             KafkaCode(46) => SequenceVerdict::AlreadyWritten,
             // Stamped under an epoch the partition left since: renumber it.
@@ -199,6 +213,27 @@ impl Sequences {
             KafkaCode(47 | 90) if !self.transactional => SequenceVerdict::ResetPartition,
             _ => SequenceVerdict::NotSequenceRelated,
         }
+    }
+
+    /// Nothing of `tp` is acknowledged under its epoch yet, so its next
+    /// batch goes alone. Apache Kafka takes any first sequence from a
+    /// producer it holds no state for: a second batch sent beside a first
+    /// one that is refused (NOT_LEADER_OR_FOLLOWER on a topic created a
+    /// moment before) would be written ahead of it.
+    pub fn awaiting_first_ack(&self, tp: &TopicPartition) -> bool {
+        self.partitions
+            .get(tp)
+            .is_none_or(|partition| !partition.acknowledged_any)
+    }
+
+    /// `stamp` lies before what the broker acknowledged of `tp`: a later
+    /// batch was written first (see [`Sequences::verdict`]).
+    pub fn is_behind(&self, tp: &TopicPartition, stamp: ProducerState) -> bool {
+        self.is_current(tp, stamp)
+            && self
+                .partitions
+                .get(tp)
+                .is_some_and(|p| is_after(p.acked_next, stamp.base_sequence))
     }
 
     /// The broker holds nothing of `tp` from `stamp` on under its epoch:

@@ -104,6 +104,50 @@ fn verdicts_table() {
     }
 }
 
+/// Found on Apache Kafka with a topic created a moment before: the first
+/// batch (sequence 0) was refused NOT_LEADER_OR_FOLLOWER while the second
+/// (sequence 10), in flight beside it, reached the leader once it was
+/// ready. A broker holding no state of the producer takes any first
+/// sequence, so 10 was written and 0 never can be under this epoch. It was
+/// retried in order, came back OUT_OF_ORDER, and was retried again — 6,000
+/// times a second until delivery.timeout.ms. It is a hole: reset.
+#[test]
+fn a_batch_behind_one_the_broker_took_first_resets_its_partition() {
+    let mut s = Sequences::new(7, 0);
+    let first = s.assign(&tp(0), 10);
+    let second = s.assign(&tp(0), 10);
+    s.acknowledge(&tp(0), second, 10);
+    assert_eq!(
+        s.verdict(&tp(0), first, KafkaCode(45), true),
+        SequenceVerdict::ResetPartition
+    );
+    // Sent beside other batches, an answer says nothing of the broker's state.
+    assert_eq!(
+        s.verdict(&tp(0), first, KafkaCode(45), false),
+        SequenceVerdict::RetryInOrder
+    );
+    s.request_reset(&tp(0), first);
+    assert_eq!(s.reset(&tp(0)), Ok((7, 1)));
+    assert_eq!(s.assign(&tp(0), 10).base_sequence, 0, "renumbered from 0");
+}
+
+/// So that it does not happen: a partition's first batch under an epoch
+/// goes alone, until the broker holds state of the producer.
+#[test]
+fn the_first_batch_of_an_epoch_waits_for_its_acknowledgement() {
+    let mut s = Sequences::new(7, 0);
+    assert!(s.awaiting_first_ack(&tp(0)));
+    let first = s.assign(&tp(0), 10);
+    assert!(s.awaiting_first_ack(&tp(0)));
+    s.acknowledge(&tp(0), first, 10);
+    assert!(!s.awaiting_first_ack(&tp(0)));
+    assert!(s.awaiting_first_ack(&tp(1)), "per partition");
+    let second = s.assign(&tp(0), 10);
+    s.request_reset(&tp(0), second);
+    s.reset(&tp(0)).unwrap();
+    assert!(s.awaiting_first_ack(&tp(0)), "again under the new epoch");
+}
+
 #[test]
 fn a_transactional_producer_fenced_is_not_a_sequence_matter() {
     let mut s = Sequences::transactional(7, 0);
