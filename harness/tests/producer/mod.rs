@@ -810,6 +810,21 @@ async fn without_a_broker_records_time_out_and_the_producer_survives() {
     ));
 }
 
+/// A producer with 1 MiB of `buffer.memory` and `batch_size`, pointed at a
+/// port nothing listens on: nothing is sent, so what sends take stays held.
+fn unsent_producer(batch_size: &str) -> Producer {
+    let port = reserve_port().unwrap();
+    producer(
+        &format!("127.0.0.1:{port}"),
+        &[
+            ("buffer.memory", "1048576"),
+            ("batch.size", batch_size),
+            ("max.block.ms", "200"),
+            ("linger.ms", "0"),
+        ],
+    )
+}
+
 /// Issue 14 item 7: `buffer.memory` bounds what batches allocate, not only
 /// the record bytes. A new batch is charged 16 KiB when it opens, so with
 /// 1 MiB of buffer at most 64 partitions can hold a batch while nothing is
@@ -818,16 +833,7 @@ async fn without_a_broker_records_time_out_and_the_producer_survives() {
 /// 256 KiB allocated against 1 MiB of permits).
 #[tokio::test]
 async fn buffer_memory_bounds_what_batches_allocate() {
-    let port = reserve_port().unwrap(); // nothing listens: nothing is sent
-    let producer = producer(
-        &format!("127.0.0.1:{port}"),
-        &[
-            ("buffer.memory", "1048576"),
-            ("batch.size", "262144"),
-            ("max.block.ms", "200"),
-            ("linger.ms", "0"),
-        ],
-    );
+    let producer = unsent_producer("262144");
     let mut taken = 0;
     let mut refused = None;
     for partition in 0..100 {
@@ -852,16 +858,7 @@ async fn buffer_memory_bounds_what_batches_allocate() {
 /// one partition's batches take no more of `buffer.memory` than it holds.
 #[tokio::test]
 async fn a_growing_batch_is_charged_for_what_it_grows_to() {
-    let port = reserve_port().unwrap();
-    let producer = producer(
-        &format!("127.0.0.1:{port}"),
-        &[
-            ("buffer.memory", "1048576"),
-            ("batch.size", "262144"),
-            ("max.block.ms", "200"),
-            ("linger.ms", "0"),
-        ],
-    );
+    let producer = unsent_producer("262144");
     let value = vec![7u8; 1000];
     let mut taken = 0usize;
     let refused = loop {
@@ -891,16 +888,7 @@ async fn a_growing_batch_is_charged_for_what_it_grows_to() {
 /// producer at a third of its throughput.
 #[tokio::test]
 async fn large_batches_on_many_partitions_are_charged_what_they_hold() {
-    let port = reserve_port().unwrap();
-    let producer = producer(
-        &format!("127.0.0.1:{port}"),
-        &[
-            ("buffer.memory", "1048576"),
-            ("batch.size", "1000000"),
-            ("max.block.ms", "200"),
-            ("linger.ms", "0"),
-        ],
-    );
+    let producer = unsent_producer("1000000");
     for partition in 0..6 {
         let record = ProducerRecord::new("nowhere", "small").partition(partition);
         if let Err(error) = producer.send(record).await {
