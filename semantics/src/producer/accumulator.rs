@@ -149,24 +149,6 @@ impl PartitionQueue {
         });
     }
 
-    /// Closes the open batch if `linger` has passed (or `force`); returns when
-    /// it will expire otherwise.
-    pub fn close_if_due(
-        &mut self,
-        now: Instant,
-        linger: std::time::Duration,
-        force: bool,
-    ) -> Option<Instant> {
-        let open = self.open.as_ref()?;
-        let due = open.created + linger;
-        if force || due <= now {
-            self.close_open();
-            None
-        } else {
-            Some(due)
-        }
-    }
-
     /// When the open batch may be sent: once `linger` has passed since it
     /// opened, at once if `force`. `None` without an open batch.
     pub fn open_ready_at(&self, linger: std::time::Duration, force: bool) -> Option<Instant> {

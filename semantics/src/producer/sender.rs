@@ -799,7 +799,7 @@ impl Sender {
             let mut all = Vec::new();
             for topic in accumulator.topics.values_mut() {
                 for queue in &mut topic.partitions {
-                    queue.close_if_due(Instant::now(), Duration::ZERO, true);
+                    queue.close_open();
                     all.extend(queue.closed.drain(..));
                 }
             }
